@@ -1,0 +1,56 @@
+"""``cnnlab`` entry point: builds the argument parser from the subcommand modules and runs one.
+
+Errors a user can cause (:class:`cnnlab.errors.CnnlabError`) print one line and exit with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from ..errors import CnnlabError
+
+# Each module defines ``register(subparsers)``; its parsers set ``func(args) -> int``.
+SUBCOMMAND_MODULES = ("models", "analysis", "data", "train", "finetune", "scratch")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cnnlab",
+        description="Convolutional networks for image classification: models, analysis, data, "
+        "training, transfer learning and a from-scratch NumPy engine.",
+    )
+    parser.add_argument("--version", action="version", version=f"cnnlab {_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in SUBCOMMAND_MODULES:
+        importlib.import_module(f"{__package__}.{name}").register(sub)
+    return parser
+
+
+def _version() -> str:
+    from .. import __version__
+
+    return __version__
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except CnnlabError as exc:
+        print(f"cnnlab: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("cnnlab: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

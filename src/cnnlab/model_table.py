@@ -1,0 +1,71 @@
+"""Rows describing each registered model (built on the meta device: no memory, no compute)."""
+
+from __future__ import annotations
+
+import torch
+
+from .registry import get_entry, list_models, native_model
+
+
+def model_row(name: str) -> dict:
+    entry = get_entry(name)
+    with torch.device("meta"):
+        model = native_model(name)
+    cfg = model.default_cfg
+    return {
+        "name": name,
+        "family": entry.family,
+        "paper": entry.paper,
+        "params": sum(p.numel() for p in model.parameters()),
+        "input": "x".join(str(s) for s in cfg.input_size),
+        "classes": getattr(model, "num_classes", None),
+        "loads": ", ".join(entry.loads) or "cnnlab",
+        "pretrained": ", ".join(sorted(entry.pretrained)),
+    }
+
+
+def model_rows(pattern: str | None = None) -> list[dict]:
+    return [model_row(n) for n in list_models(pattern)]
+
+
+def to_text(rows: list[dict]) -> str:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{len(rows)} models")
+    for col, just in (("name", "left"), ("family", "left"), ("params", "right"), ("input", "right"),
+                      ("loads", "left")):
+        table.add_column(col, justify=just)
+    for r in rows:
+        table.add_row(r["name"], r["family"], f"{r['params']:,}", r["input"], r["loads"])
+    console = Console(width=120, record=True)
+    with console.capture() as cap:
+        console.print(table)
+    return cap.get().rstrip()
+
+
+def to_markdown(rows: list[dict]) -> str:
+    lines = ["| model | paper | params | default input | loads checkpoints of |", "|---|---|---:|---|---|"]
+    for r in rows:
+        loads = r["loads"] + (f"; pretrained: {r['pretrained']}" if r["pretrained"] else "")
+        lines.append(f"| `{r['name']}` | {r['paper']} | {r['params']:,} | {r['input']} | {loads} |")
+    return "\n".join(lines)
+
+
+def update_readme(path: str = "README.md") -> bool:
+    """Rewrite the table between the README's model markers; True if it changed."""
+    import re
+    from pathlib import Path
+
+    from .utils.io import write_text
+
+    text = Path(path).read_text()
+    block = f"<!-- models:start -->\n{to_markdown(model_rows())}\n<!-- models:end -->"
+    new = re.sub(r"<!-- models:start -->.*?<!-- models:end -->", lambda _m: block, text, flags=re.S)
+    if new != text:
+        write_text(path, new)
+    return new != text
+
+
+if __name__ == "__main__":  # python -m cnnlab.model_table: refresh README.md's model table
+    print("README.md updated" if update_readme() else "README.md already fresh")

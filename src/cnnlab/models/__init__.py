@@ -1,0 +1,19 @@
+"""Every model family, one file each. Importing this package registers all of them."""
+
+from . import (
+    alexnet,
+    densenet,
+    efficientnet,
+    googlenet,
+    lenet,
+    mobilenet,
+    nin,
+    resnet,
+    swin,
+    vgg,
+    vit,
+    xception,
+    zfnet,
+)
+
+__all__ = ["lenet", "alexnet", "zfnet", "vgg", "nin", "googlenet", "resnet", "densenet", "xception", "mobilenet", "efficientnet", "vit", "swin", ]

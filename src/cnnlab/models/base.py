@@ -1,0 +1,107 @@
+"""The model contract every cnnlab model follows.
+
+* ``forward(x)`` returns logits; ``forward_features(x)`` the last feature map (or tokens);
+  ``forward_head(x, pre_logits=False)`` pools and classifies (``pre_logits=True`` returns the
+  pooled features); ``reset_classifier(num_classes)`` swaps the head (0 = identity);
+* ``stages``: named, ordered :class:`Stage` rows (attribute path, channels, reduction) used for
+  freezing "the first N stages" and for feature extraction without per-architecture code;
+* ``default_cfg``: a :class:`DataConfig` (input size, mean/std, interpolation, crop fraction).
+
+Subclasses set ``self.classifier_path`` (dotted attribute path of the final ``nn.Linear``),
+``self.num_features``, ``self.stages`` and ``self.default_cfg`` in ``__init__`` and implement
+``forward_features``. The default ``forward_head`` is global average pooling, optional dropout
+(``self.head_drop``) and the classifier; families with another head override it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR_STD = (0.2470, 0.2435, 0.2616)
+HALF_MEAN = (0.5, 0.5, 0.5)
+HALF_STD = (0.5, 0.5, 0.5)
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage of a network: ``name`` is the attribute path of its module."""
+
+    name: str
+    channels: int
+    reduction: int  # total stride from the input to this stage's output
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    input_size: tuple[int, int, int] = (3, 224, 224)
+    mean: tuple[float, ...] = IMAGENET_MEAN
+    std: tuple[float, ...] = IMAGENET_STD
+    interpolation: str = "bilinear"  # bilinear | bicubic | nearest
+    crop_pct: float = 0.875  # eval: resize the short side to size / crop_pct, centre-crop size
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def with_channels(self, in_chans: int) -> DataConfig:
+        """The same config for ``in_chans`` input channels (mean/std averaged for grayscale)."""
+        if in_chans == len(self.mean):
+            return self
+        mean = (sum(self.mean) / len(self.mean),) * in_chans
+        std = (sum(self.std) / len(self.std),) * in_chans
+        return DataConfig((in_chans, *self.input_size[1:]), mean, std, self.interpolation, self.crop_pct)
+
+
+class ClassifierModel(nn.Module):
+    """Base class holding the shared parts of the contract."""
+
+    classifier_path: str = "fc"
+    num_features: int = 0
+    stages: tuple[Stage, ...] = ()
+    default_cfg: DataConfig = DataConfig()
+    head_drop: nn.Module | None = None
+    model_name: str = ""
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        if x.ndim == 4:
+            x = torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1)
+        if self.head_drop is not None:
+            x = self.head_drop(x)
+        return x if pre_logits else self.get_classifier()(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+    # -- classifier -----------------------------------------------------------------------------
+    def get_classifier(self) -> nn.Module:
+        return self.get_submodule(self.classifier_path)
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """Replace the final layer by a freshly initialised one (``0`` gives an identity)."""
+        old = self.get_classifier()
+        in_features = getattr(old, "in_features", self.num_features)
+        new = nn.Linear(in_features, num_classes) if num_classes > 0 else nn.Identity()
+        if isinstance(new, nn.Linear) and isinstance(old, nn.Linear):
+            new = new.to(device=old.weight.device, dtype=old.weight.dtype)
+        self._set_submodule(self.classifier_path, new)
+        self.num_classes = num_classes
+
+    def _set_submodule(self, path: str, module: nn.Module) -> None:
+        parent_path, _, leaf = path.rpartition(".")
+        parent = self.get_submodule(parent_path) if parent_path else self
+        if isinstance(parent, nn.Sequential) and leaf.isdigit():
+            parent[int(leaf)] = module
+        else:
+            setattr(parent, leaf, module)
+
+    # -- stages -----------------------------------------------------------------------------------
+    def stage_modules(self) -> list[tuple[Stage, nn.Module]]:
+        return [(s, self.get_submodule(s.name)) for s in self.stages]

@@ -1,0 +1,120 @@
+"""Pieces used by two or more model families.
+
+Owned jointly: add a layer here only when a second family needs it; keep each one small.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
+    """Round a channel count to a multiple of ``divisor`` without losing more than 10%.
+
+    This is the rounding of the MobileNet/EfficientNet reference code (``_make_divisible``).
+    """
+    min_value = min_value or divisor
+    new = max(min_value, int(value + divisor / 2) // divisor * divisor)
+    if new < 0.9 * value:
+        new += divisor
+    return new
+
+
+class ConvBNAct(nn.Sequential):
+    """conv -> batch norm -> activation, as ``0``/``1``/``2`` children (torchvision's naming)."""
+
+    def __init__(
+        self,
+        in_ch: int,
+        out_ch: int,
+        kernel_size: int = 3,
+        stride: int = 1,
+        groups: int = 1,
+        act_layer: type[nn.Module] | None = nn.ReLU,
+        norm_layer: type[nn.Module] | None = nn.BatchNorm2d,
+        padding: int | None = None,
+        dilation: int = 1,
+        conv_layer: type[nn.Module] = nn.Conv2d,
+    ) -> None:
+        if padding is None:
+            padding = (kernel_size - 1) // 2 * dilation
+        layers: list[nn.Module] = [
+            conv_layer(in_ch, out_ch, kernel_size, stride, padding, dilation=dilation, groups=groups,
+                       bias=norm_layer is None)
+        ]
+        if norm_layer is not None:
+            layers.append(norm_layer(out_ch))
+        if act_layer is not None:
+            layers.append(act_layer(inplace=True) if _takes_inplace(act_layer) else act_layer())
+        super().__init__(*layers)
+        self.out_channels = out_ch
+
+
+def _takes_inplace(act_layer) -> bool:
+    return act_layer in (nn.ReLU, nn.ReLU6, nn.SiLU, nn.Hardswish, nn.Hardsigmoid, nn.LeakyReLU)
+
+
+class SqueezeExcite(nn.Module):
+    """Squeeze-and-excitation (Hu et al. 2017, arXiv:1709.01507): channel gates from global context.
+
+    Children ``fc1``/``fc2`` are 1x1 convolutions, as in torchvision's ``SqueezeExcitation`` and
+    timm's ``SEModule``.
+    """
+
+    def __init__(self, channels: int, squeeze_channels: int, act_layer=nn.ReLU, gate_layer=nn.Sigmoid):
+        super().__init__()
+        self.fc1 = nn.Conv2d(channels, squeeze_channels, 1)
+        self.act = act_layer(inplace=True) if _takes_inplace(act_layer) else act_layer()
+        self.fc2 = nn.Conv2d(squeeze_channels, channels, 1)
+        self.gate = gate_layer()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = x.mean((2, 3), keepdim=True)
+        return x * self.gate(self.fc2(self.act(self.fc1(s))))
+
+
+def drop_path(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    """Stochastic depth (Huang et al. 2016, arXiv:1603.09382): drop whole samples of a residual branch."""
+    if p == 0.0 or not training:
+        return x
+    keep = 1.0 - p
+    mask = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(keep)
+    return x * mask / keep
+
+
+class DropPath(nn.Module):
+    def __init__(self, p: float = 0.0) -> None:
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return drop_path(x, self.p, self.training)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+def same_padding(size: int, kernel: int, stride: int, dilation: int = 1) -> tuple[int, int]:
+    """TensorFlow "SAME" padding (before, after) for one spatial dimension; asymmetric at stride 2."""
+    out = math.ceil(size / stride)
+    total = max((out - 1) * stride + (kernel - 1) * dilation + 1 - size, 0)
+    return total // 2, total - total // 2
+
+
+class Conv2dSame(nn.Conv2d):
+    """Conv2d with TensorFlow "SAME" padding computed from the input size at run time."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs["padding"] = 0
+        super().__init__(*args, **kwargs)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        ph = same_padding(x.shape[-2], self.kernel_size[0], self.stride[0], self.dilation[0])
+        pw = same_padding(x.shape[-1], self.kernel_size[1], self.stride[1], self.dilation[1])
+        if any(ph) or any(pw):
+            x = F.pad(x, (pw[0], pw[1], ph[0], ph[1]))
+        return super().forward(x)

@@ -1,0 +1,190 @@
+"""Reading, converting and writing checkpoints.
+
+``weights=`` accepts a cnnlab checkpoint (``.safetensors`` written by :func:`save_weights`, or a
+run folder holding ``best.safetensors``/``last.safetensors``), or a torchvision / timm state_dict
+(``.pth``, ``.pt``, ``.bin``, ``.safetensors``) of the same architecture, or a pretrained tag that the
+model's registry entry knows (``"imagenet"``).
+
+Safety: pickles are read with ``torch.load(..., weights_only=True)``, so arbitrary objects are never
+unpickled. Loading is strict: a missing, unexpected or misshapen tensor is an error, except for the
+classifier, which is re-initialised with a notice when the class count differs.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+
+from .errors import CheckpointError, CnnlabError
+from .utils.io import atomic_path
+from .utils.log import notice
+
+_WRAPPER_KEYS = ("state_dict", "model", "model_state_dict", "module")
+_PREFIXES = ("module.", "_orig_mod.")
+RUN_WEIGHT_FILES = ("best.safetensors", "last.safetensors")
+
+
+def resolve_checkpoint_path(path: str | os.PathLike) -> Path:
+    p = Path(path)
+    if p.is_dir():
+        for name in RUN_WEIGHT_FILES:
+            if (p / name).is_file():
+                return p / name
+        raise CheckpointError(f"{p} is a folder without {' or '.join(RUN_WEIGHT_FILES)}; give a checkpoint file")
+    if not p.is_file():
+        raise CheckpointError(f"checkpoint {str(p)!r} does not exist")
+    return p
+
+
+def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Return (state_dict, metadata) from a file, refusing anything that is not a state_dict."""
+    p = resolve_checkpoint_path(path)
+    if p.stat().st_size == 0:
+        raise CheckpointError(f"checkpoint {p} is empty")
+    if p.suffix == ".safetensors":
+        return _read_safetensors(p)
+    try:
+        obj = torch.load(p, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        if "weights_only" in str(exc) or "Unsupported global" in str(exc):
+            raise CheckpointError(
+                f"{p} holds Python objects, not just tensors; cnnlab never unpickles arbitrary objects "
+                "(save the model's state_dict instead)"
+            ) from None
+        raise CheckpointError(f"cannot read {p}: the file is truncated or corrupt ({first})") from None
+    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"cannot read {p}: the file is truncated or corrupt ({first[:120]})") from None
+    return _as_state_dict(obj, p), {}
+
+
+def _read_safetensors(p: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(p), framework="pt") as fh:
+            meta = dict(fh.metadata() or {})
+            sd = {k: fh.get_tensor(k) for k in fh.keys()}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"cannot read {p}: the file is truncated or corrupt ({exc})") from None
+    return sd, meta
+
+
+def _as_state_dict(obj, p: Path) -> dict[str, torch.Tensor]:
+    for _ in range(3):  # unwrap {"state_dict": {...}} / {"model": {...}} containers
+        if isinstance(obj, Mapping) and not _all_tensors(obj):
+            inner = next((obj[k] for k in _WRAPPER_KEYS if isinstance(obj.get(k), Mapping)), None)
+            if inner is None:
+                break
+            obj = inner
+    if not isinstance(obj, Mapping) or not obj or not _all_tensors(obj):
+        raise CheckpointError(f"{p} is not a state_dict (a mapping of parameter names to tensors)")
+    return dict(obj)
+
+
+def _all_tensors(obj: Mapping) -> bool:
+    return all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items())
+
+
+def strip_prefixes(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    out = {}
+    for k, v in sd.items():
+        for pre in _PREFIXES:
+            while k.startswith(pre):
+                k = k[len(pre):]
+        out[k] = v
+    return out
+
+
+def load_weights(model, weights, entry=None, strict: bool = True) -> None:
+    """Load ``weights`` (a path or a pretrained tag of ``entry``) into ``model`` in place."""
+    name = getattr(model, "model_name", "") or type(model).__name__
+    if isinstance(weights, str) and entry is not None and weights in entry.pretrained:
+        sd, meta = entry.pretrained[weights](), {}
+    elif isinstance(weights, str | os.PathLike):
+        if isinstance(weights, str) and not Path(weights).exists() and "." not in Path(weights).name:
+            tags = ", ".join(sorted(entry.pretrained)) if entry and entry.pretrained else "none"
+            raise CnnlabError(f"unknown weights {weights!r} for {name}: give a checkpoint path (pretrained tags: {tags})")
+        sd, meta = read_checkpoint(weights)
+    elif isinstance(weights, Mapping):
+        sd, meta = dict(weights), {}
+    else:
+        raise CnnlabError(f"weights must be a path or a pretrained tag, got {type(weights).__name__}")
+    saved_for = meta.get("model")
+    if saved_for and name and saved_for != name:
+        raise CheckpointError(f"checkpoint is for model {saved_for!r}, not {name!r}; pick the matching --model")
+    sd = strip_prefixes(sd)
+    convert = getattr(model, "convert_state_dict", None)
+    if convert is not None:
+        sd = convert(sd)
+    _load_into(model, sd, name, strict)
+
+
+def _load_into(model, sd: dict[str, torch.Tensor], name: str, strict: bool) -> None:
+    own = model.state_dict()
+    head = getattr(model, "classifier_path", None)
+    head_keys = {k for k in own if head and k.startswith(head + ".")}
+    ckpt_head = {k for k in sd if head and k.startswith(head + ".")}
+    mismatched = [k for k in own if k in sd and tuple(sd[k].shape) != tuple(own[k].shape)]
+    if head_keys != ckpt_head or any(k in head_keys for k in mismatched):
+        if ckpt_head:
+            n_ckpt = _class_count(sd, ckpt_head)
+            notice(f"{name}: checkpoint head has {n_ckpt} classes, model has "
+                   f"{getattr(model, 'num_classes', '?')}; the classifier is re-initialised")
+        sd = {k: v for k, v in sd.items() if k not in ckpt_head}
+        sd.update({k: own[k] for k in head_keys})
+        mismatched = [k for k in mismatched if k not in head_keys]
+    missing = [k for k in own if k not in sd]
+    unexpected = [k for k in sd if k not in own]
+    if strict and (missing or unexpected or mismatched):
+        raise CheckpointError(_mismatch_message(name, missing, unexpected, mismatched, sd, own))
+    sd = {k: v for k, v in sd.items() if k in own and k not in mismatched}
+    model.load_state_dict(sd, strict=False)
+
+
+def _class_count(sd, keys) -> int | str:
+    weights = [sd[k] for k in sorted(keys) if k.endswith("weight") and sd[k].ndim == 2]
+    return weights[-1].shape[0] if weights else "?"
+
+
+def _mismatch_message(name, missing, unexpected, mismatched, sd, own) -> str:
+    parts = []
+    if mismatched:
+        k = mismatched[0]
+        parts.append(f"{len(mismatched)} tensors of another shape (e.g. {k}: {tuple(sd[k].shape)} vs {tuple(own[k].shape)})")
+    if missing:
+        parts.append(f"{len(missing)} missing (e.g. {missing[0]})")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
+    return f"checkpoint does not fit {name}: " + "; ".join(parts) + " - is it another architecture?"
+
+
+def save_weights(model, path: str | os.PathLike, metadata: dict[str, str] | None = None) -> Path:
+    """Write ``model``'s state_dict as safetensors, atomically, with cnnlab metadata."""
+    from safetensors.torch import save_file
+
+    meta = {"format": "cnnlab", "model": getattr(model, "model_name", ""),
+            "num_classes": str(getattr(model, "num_classes", ""))}
+    meta.update({k: str(v) for k, v in (metadata or {}).items()})
+    sd = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    sd = _dedupe_shared(sd)
+    with atomic_path(path) as tmp:
+        save_file(sd, str(tmp), metadata=meta)
+    return Path(path)
+
+
+def _dedupe_shared(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """safetensors refuses tensors that share memory; give each its own copy."""
+    seen: set[int] = set()
+    out = {}
+    for k, v in sd.items():
+        ptr = v.untyped_storage().data_ptr() if v.numel() else -1
+        out[k] = v.clone() if ptr in seen else v
+        if ptr != -1:
+            seen.add(ptr)
+    return out
