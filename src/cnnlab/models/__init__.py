@@ -9,6 +9,7 @@ from . import (
     mobilenet,
     nin,
     resnet,
+    resnet_cifar,
     swin,
     vgg,
     vit,
@@ -16,4 +17,4 @@ from . import (
     zfnet,
 )
 
-__all__ = ["lenet", "alexnet", "zfnet", "vgg", "nin", "googlenet", "resnet", "densenet", "xception", "mobilenet", "efficientnet", "vit", "swin", ]
+__all__ = ["lenet", "alexnet", "zfnet", "vgg", "nin", "googlenet", "resnet", "resnet_cifar", "densenet", "xception", "mobilenet", "efficientnet", "vit", "swin", ]

@@ -1,0 +1,5 @@
+"""(placeholder: these subcommands are being written)"""
+
+
+def register(subparsers) -> None:
+    return None
