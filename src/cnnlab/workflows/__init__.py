@@ -1,0 +1,1 @@
+"""Workflows (train, finetune, predict, ...): one function each, called by the CLI and usable from Python."""
