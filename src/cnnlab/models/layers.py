@@ -118,3 +118,18 @@ class Conv2dSame(nn.Conv2d):
         if any(ph) or any(pw):
             x = F.pad(x, (pw[0], pw[1], ph[0], ph[1]))
         return super().forward(x)
+
+
+def transformer_mlp(dim: int, hidden: int, dropout: float = 0.0) -> nn.Sequential:
+    """The transformer feed-forward block: Linear -> GELU -> Dropout -> Linear -> Dropout.
+
+    Children ``0`` and ``3`` are the two linear layers (torchvision's ``MLP`` naming, used by its
+    ViT and Swin), so their checkpoints load unchanged. Init as torchvision: Xavier-uniform weights,
+    biases N(0, 1e-6).
+    """
+    mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(dropout),
+                        nn.Linear(hidden, dim), nn.Dropout(dropout))
+    for layer in (mlp[0], mlp[3]):
+        nn.init.xavier_uniform_(layer.weight)
+        nn.init.normal_(layer.bias, std=1e-6)
+    return mlp
