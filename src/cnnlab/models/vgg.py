@@ -1,1 +1,86 @@
-"""(placeholder: this family is being written)"""
+"""VGG: Simonyan and Zisserman, "Very Deep Convolutional Networks for Large-Scale Image
+Recognition", arXiv:1409.1556 (ICLR 2015).
+
+Five stages of 3x3/1 convolutions (padding 1) each closed by a 2x2/2 max pool, then three FC
+layers (4096-4096-classes, dropout 0.5 after the two hidden ones). The paper's configurations A, B,
+D and E (Table 1) are ``vgg11``, ``vgg13``, ``vgg16`` and ``vgg19``; the ``_bn`` variants put a batch
+norm after every convolution (not in the paper, which predates batch norm; torchvision's variants).
+
+These are torchvision's models: same module layout and parameter names, so torchvision checkpoints
+load as they are; an adaptive 7x7 average pool before fc6 (an identity at 224) lets them run at other
+sizes. VGG-16: 138,357,544 parameters, 15.47 GMACs at 224; VGG-19: 143,667,240, 19.63 GMACs.
+Deviation from the paper: configuration A-LRN and C (1x1 convolutions) are not offered.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from ..registry import register_model
+from .alexnet import ConvFCNet
+from .base import DataConfig, Stage
+
+STAGE_WIDTHS = (64, 128, 256, 512, 512)
+# Table 1: 3x3 convolutions per stage of configurations A, B, D, E
+VGG_DEPTHS = {
+    "vgg11": (1, 1, 2, 2, 2),  # A
+    "vgg13": (2, 2, 2, 2, 2),  # B
+    "vgg16": (2, 2, 3, 3, 3),  # D
+    "vgg19": (2, 2, 4, 4, 4),  # E
+}
+VGG_CFG = DataConfig(input_size=(3, 224, 224), crop_pct=0.875)
+
+
+def vgg_features(depths: tuple[int, ...], in_chans: int, batch_norm: bool) -> tuple[nn.Sequential, list]:
+    """torchvision's ``features``: [conv (bn) relu] x depth, maxpool, per stage; stages = the pools."""
+    layers: list[nn.Module] = []
+    stages = []
+    in_ch = in_chans
+    for i, (depth, width) in enumerate(zip(depths, STAGE_WIDTHS)):
+        for _ in range(depth):
+            layers.append(nn.Conv2d(in_ch, width, 3, padding=1))
+            layers += [nn.BatchNorm2d(width)] if batch_norm else []
+            layers.append(nn.ReLU(inplace=True))
+            in_ch = width
+        layers.append(nn.MaxPool2d(2, 2))
+        stages.append(Stage(f"features.{len(layers) - 1}", width, 2 ** (i + 1)))
+    return nn.Sequential(*layers), stages
+
+
+def init_vgg(model: nn.Module) -> nn.Module:
+    """Kaiming-normal convolutions, N(0, 0.01) FC weights, zero biases (torchvision's init; the
+    paper initialised the deeper nets from configuration A, then found Glorot init works too)."""
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, 0, 0.01)
+            nn.init.zeros_(m.bias)
+    return model
+
+
+def _vgg(depth_name: str, batch_norm: bool, num_classes: int, in_chans: int, dropout: float) -> ConvFCNet:
+    features, stages = vgg_features(VGG_DEPTHS[depth_name], in_chans, batch_norm)
+    model = ConvFCNet(features, stages, 512, num_classes, VGG_CFG.with_channels(in_chans), pool_size=7,
+                      dropout=dropout)
+    return init_vgg(model)
+
+
+def _register(name: str, batch_norm: bool) -> None:
+    def build(num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5) -> ConvFCNet:
+        return _vgg(name, batch_norm, num_classes, in_chans, dropout)
+
+    full = name + ("_bn" if batch_norm else "")
+    build.__name__ = build.__qualname__ = full
+    build.__doc__ = f"VGG configuration {name} {'with batch norm ' if batch_norm else ''}(torchvision layout)."
+    register_model(full, family="vgg", paper="Simonyan & Zisserman 2014, arXiv:1409.1556",
+                   loads=(f"torchvision:{full}",))(build)
+
+
+for _name in VGG_DEPTHS:
+    _register(_name, batch_norm=False)
+    _register(_name, batch_norm=True)
