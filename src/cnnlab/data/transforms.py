@@ -2,17 +2,26 @@
 
 ``eval_transform(cfg)`` is the standard evaluation preprocessing of a model's data config: resize
 the shorter side to ``size / crop_pct``, centre-crop ``size``, scale to [0, 1], normalise.
+
+``build_transform(preset, train=...)`` makes training augmentations from the papers' presets
+(alexnet, vgg, inception, resnet, cifar; none/digits for small images) and composable options; see
+:class:`Augment`. Transforms that v2 lacks (PCA lighting, colour shift, grid distortion) are in
+:mod:`cnnlab.data.augment`.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
 import torch
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms import v2 as T
 
+from ..errors import CnnlabError
 from ..models.base import DataConfig
+from .augment import ColorShift, GridDistortion, PCALighting, ToFloatNormalized
 
 INTERPOLATION = {"bilinear": InterpolationMode.BILINEAR, "bicubic": InterpolationMode.BICUBIC,
                  "nearest": InterpolationMode.NEAREST}
@@ -29,3 +38,147 @@ def eval_transform(cfg: DataConfig) -> T.Compose:
         T.ToDtype(torch.float32, scale=True),
         T.Normalize(list(cfg.mean), list(cfg.std)),
     ])
+
+
+# ---------------------------------------------------------------------------------------------------
+# Training augmentations: named presets from the papers plus composable options.
+
+
+@dataclass(frozen=True)
+class Augment:
+    """What a training transform does. ``base`` is how the crop of ``size`` pixels is made:
+
+    * ``resize`` - resize to ``size`` (no crop; small images such as digits);
+    * ``crop`` - AlexNet: shorter side to ``size * 256/224``, centre square, random ``size`` crop;
+    * ``rrc`` - RandomResizedCrop (Inception): area fraction ``scale``, aspect ``ratio``;
+    * ``scale_jitter`` - VGG/ResNet: shorter side S uniform in ``size * jitter`` (e.g. [256, 512]
+      for 224), then a random ``size`` crop;
+    * ``pad_crop`` - CIFAR: pad ``padding`` pixels (zeros), random ``size`` crop.
+    """
+
+    base: str = "resize"
+    scale: tuple[float, float] = (0.08, 1.0)  # rrc: fraction of the image area
+    ratio: tuple[float, float] = (3 / 4, 4 / 3)  # rrc: aspect ratio range
+    jitter: tuple[float, float] = (256 / 224, 512 / 224)  # scale_jitter: S range in units of size
+    padding: int = 4  # pad_crop: pixels on each side
+    flip: bool = False  # horizontal mirroring, p = 0.5
+    rotate: float = 0.0  # degrees, uniform in [-rotate, rotate]
+    shear: float = 0.0  # degrees, uniform in [-shear, shear] (x axis)
+    translate: float = 0.0  # fraction of the size, uniform in [-translate, translate]
+    elastic: float = 0.0  # elastic warping magnitude alpha, pixels (sigma 5)
+    grid: float = 0.0  # grid distortion limit (cell size change, fraction; 5x5 cells)
+    color_shift: float = 0.0  # per-channel offsets in [0, 1] units, uniform in [-x, x]
+    pca_std: float = 0.0  # AlexNet PCA lighting: std of alpha (the paper: 0.1)
+    color_jitter: float = 0.0  # brightness, contrast and saturation factors in [1 - x, 1 + x]
+
+
+PRESETS: dict[str, Augment] = {
+    "none": Augment(),
+    "digits": Augment(rotate=10.0, translate=0.1),  # no mirroring: a mirrored digit is another glyph
+    "alexnet": Augment(base="crop", flip=True, pca_std=0.1),
+    "vgg": Augment(base="scale_jitter", flip=True, pca_std=0.1),  # S in [256, 512]; RGB shift as AlexNet
+    "inception": Augment(base="rrc", flip=True, color_jitter=0.4),
+    "resnet": Augment(base="scale_jitter", jitter=(256 / 224, 480 / 224), flip=True, pca_std=0.1),
+    "cifar": Augment(base="pad_crop", flip=True),
+}
+FULL_VIEW_BASES = ("resize", "pad_crop")  # evaluation sees the whole image for these (no crop_pct)
+
+
+def _base_ops(aug: Augment, size: int, interp) -> list:
+    """The geometric crop of the preset (see :class:`Augment`)."""
+    if aug.base == "resize":
+        return [T.Resize((size, size), interpolation=interp, antialias=True)]
+    if aug.base == "crop":
+        side = round(size * 256 / 224)
+        return [T.Resize(side, interpolation=interp, antialias=True), T.CenterCrop(side), T.RandomCrop(size)]
+    if aug.base == "rrc":
+        return [T.RandomResizedCrop(size, scale=aug.scale, ratio=aug.ratio, interpolation=interp, antialias=True)]
+    if aug.base == "scale_jitter":
+        sides = list(range(round(size * aug.jitter[0]), round(size * aug.jitter[1]) + 1))
+        return [T.RandomShortestSize(sides, interpolation=interp, antialias=True), T.RandomCrop(size)]
+    if aug.base == "pad_crop":
+        return [T.Resize((size, size), interpolation=interp, antialias=True), T.RandomCrop(size, padding=aug.padding)]
+    raise CnnlabError(f"unknown crop base '{aug.base}'; use one of resize, crop, rrc, scale_jitter, pad_crop")
+
+
+def _draft_size(aug: Augment, size: int) -> int:
+    """The shortest side a training crop may need from the decoded image (for JPEG draft decoding)."""
+    if aug.base == "rrc":
+        return math.ceil(size / math.sqrt(aug.scale[0] * aug.ratio[0]))
+    if aug.base == "scale_jitter":
+        return round(size * aug.jitter[1])
+    return round(size * 256 / 224) if aug.base == "crop" else size
+
+
+def _photometric(aug: Augment, pca) -> list:
+    ops = []
+    if aug.color_shift:
+        ops.append(ColorShift(aug.color_shift))
+    if aug.pca_std:
+        if pca is None:
+            raise CnnlabError("PCA colour augmentation needs the training set's PCA: pass pca=splits.pca "
+                              "(or compute it with `cnnlab data stats`)")
+        eigval, eigvec = (pca.eigval, pca.eigvec) if hasattr(pca, "eigval") else (pca["eigval"], pca["eigvec"])
+        ops.append(PCALighting(eigval, eigvec, aug.pca_std))
+    return ops
+
+
+def train_transform(aug: Augment, size: int, mean, std, interpolation: str = "bilinear", pca=None) -> T.Compose:
+    interp = INTERPOLATION[interpolation]
+    ops = _base_ops(aug, size, interp)
+    if aug.rotate or aug.shear or aug.translate:
+        ops.append(T.RandomAffine(aug.rotate, translate=(aug.translate, aug.translate) if aug.translate else None,
+                                  shear=aug.shear or None, interpolation=interp))
+    if aug.elastic:
+        ops.append(T.ElasticTransform(alpha=aug.elastic, sigma=5.0, interpolation=interp))
+    if aug.flip:
+        ops.append(T.RandomHorizontalFlip())
+    ops.append(T.ToImage())
+    if aug.grid:
+        ops.append(GridDistortion(5, aug.grid))
+    if aug.color_jitter:
+        j = aug.color_jitter
+        ops.append(T.ColorJitter(brightness=j, contrast=j, saturation=j))
+    photometric = _photometric(aug, pca)
+    if photometric:
+        ops += [T.ToDtype(torch.float32, scale=True), *photometric, T.Normalize(list(mean), list(std))]
+    else:
+        ops.append(ToFloatNormalized(mean, std))
+    transform = T.Compose(ops)
+    transform.draft_size = _draft_size(aug, size)
+    return transform
+
+
+def resolve_augment(preset: str | None, **options) -> Augment:
+    """The preset's :class:`Augment` with ``options`` (its field names) replacing single fields."""
+    name = (preset or "none").lower()
+    if name not in PRESETS:
+        raise CnnlabError(f"unknown augmentation preset '{preset}'; use one of {', '.join(PRESETS)}")
+    unknown = sorted(set(options) - set(Augment.__dataclass_fields__))
+    if unknown:
+        raise CnnlabError(f"unknown augmentation option(s) {', '.join(unknown)}; "
+                          f"known: {', '.join(Augment.__dataclass_fields__)}")
+    return replace(PRESETS[name], **{k: v for k, v in options.items() if v is not None})
+
+
+def build_transform(preset: str | None, *, train: bool, input_size: int | Sequence[int], mean, std,
+                    interpolation: str = "bilinear", crop_pct: float = 0.875, pca=None, **options):
+    """An image (PIL or uint8 tensor) -> normalised float tensor ``(C, size, size)``.
+
+    ``train=True``: the preset's augmentations (see :data:`PRESETS`, :class:`Augment`) with
+    ``options`` overriding fields. ``train=False``: resize + centre crop with ``crop_pct`` (presets
+    that train on the whole image, none/digits/cifar, evaluate on the whole image).
+    ``pca``: the training set's RGB PCA (``splits.pca``), needed by presets with ``pca_std``.
+    """
+    size = input_size if isinstance(input_size, int) else int(input_size[-1])
+    if interpolation not in INTERPOLATION:
+        raise CnnlabError(f"unknown interpolation '{interpolation}'; use one of {', '.join(INTERPOLATION)}")
+    aug = resolve_augment(preset, **options)
+    if train:
+        return train_transform(aug, size, mean, std, interpolation, pca)
+    pct = 1.0 if aug.base in FULL_VIEW_BASES else crop_pct
+    resize = math.floor(size / pct) if pct < 1 else size
+    transform = T.Compose([T.Resize(resize, interpolation=INTERPOLATION[interpolation], antialias=True),
+                           T.CenterCrop(size), ToFloatNormalized(mean, std)])
+    transform.draft_size = resize
+    return transform

@@ -1,0 +1,150 @@
+"""One dataset interface for every source: in-memory uint8 tensors or image files on disk.
+
+An item is ``(image, label)``; ``image`` is the sample after ``dataset.transform`` (a settable
+attribute). With ``transform=None`` the image is a uint8 tensor ``(C, H, W)``. Transforms receive a
+``tv_tensors.Image`` (in-memory data) or a PIL image (files), both of which torchvision.transforms.v2
+accepts.
+
+Bad files never crash a loader: a file that fails to decode is skipped (the next readable item is
+returned instead), named once in a warning and recorded in the shared :class:`BadFileReport`. In
+DataLoader worker processes each worker records into its own copy of the report; the warning still
+reaches the user once per worker.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+from torchvision import tv_tensors
+from torchvision.transforms.v2 import functional as TF
+
+from ..utils.log import notice
+from .images import BadImage, load_image
+
+
+@dataclass
+class BadFileReport:
+    """Files skipped so far: ``skipped`` is a list of ``(path, reason)``; ``counts`` by reason."""
+
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    def add(self, path: str, reason: str, quiet: bool = False) -> None:
+        if any(p == path for p, _ in self.skipped):
+            return
+        self.skipped.append((path, reason))
+        if not quiet:
+            notice(f"skipping bad image {path}: {reason}")
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return dict(Counter(reason.split(":")[0] for _, reason in self.skipped))
+
+    def __len__(self) -> int:
+        return len(self.skipped)
+
+    def to_dict(self) -> dict:
+        return {"skipped": [{"path": p, "reason": r} for p, r in self.skipped], "counts": self.counts,
+                "total": len(self.skipped)}
+
+
+class TensorImageDataset(Dataset):
+    """Decoded uint8 images kept in memory: ``images`` is ``(N, C, H, W)``."""
+
+    def __init__(self, images: torch.Tensor, targets: list[int], classes: list[str],
+                 transform: Callable | None = None):
+        if images.dtype != torch.uint8 or images.ndim != 4:
+            raise ValueError(f"images must be a uint8 (N, C, H, W) tensor, got {images.dtype} {tuple(images.shape)}")
+        self.images = images
+        self.targets = list(map(int, targets))
+        self.classes = classes
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitem__(self, index: int):
+        image = tv_tensors.Image(self.images[index])
+        if self.transform is not None:
+            image = self.transform(image)
+        else:
+            image = image.as_subclass(torch.Tensor)
+        return image, self.targets[index]
+
+
+class ImageFileDataset(Dataset):
+    """Images read from disk on demand. ``samples`` is a list of ``(path, class index)``.
+
+    ``mode`` is "RGB" or "L". When the transform has an integer ``draft_size`` attribute (the
+    shortest side it needs), JPEGs are decoded at a reduced scale where that is enough.
+    """
+
+    def __init__(self, samples: list[tuple[str, int]], classes: list[str], mode: str = "RGB",
+                 transform: Callable | None = None, report: BadFileReport | None = None):
+        self.samples = list(samples)
+        self.targets = [t for _, t in self.samples]
+        self.classes = classes
+        self.mode = mode
+        self.transform = transform
+        self.report = report if report is not None else BadFileReport()
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def load(self, index: int):
+        """The decoded PIL image of item ``index`` (raises :class:`BadImage`)."""
+        path = self.samples[index][0]
+        return load_image(path, self.mode, draft=getattr(self.transform, "draft_size", None))
+
+    def __getitem__(self, index: int):
+        for step in range(len(self.samples)):
+            i = (index + step) % len(self.samples)
+            try:
+                image = self.load(i)
+            except BadImage as exc:
+                self.report.add(exc.path, exc.reason)
+                continue
+            image = self.transform(image) if self.transform is not None else TF.pil_to_tensor(image)
+            return image, self.samples[i][1]
+        raise RuntimeError("every file of this dataset is unreadable; run `cnnlab data check` on it")
+
+
+def channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and std (in [0, 1] units) of a uint8 ``(N, C, H, W)`` tensor."""
+    x = images.double().div_(255.0)
+    mean = x.mean(dim=(0, 2, 3))
+    std = x.std(dim=(0, 2, 3))
+    return tuple(round(v, 4) for v in mean.tolist()), tuple(round(v, 4) for v in std.tolist())
+
+
+def stratified_split(targets: list[int], val_fraction: float, seed: int,
+                     classes: list[str] | None = None) -> tuple[list[int], list[int]]:
+    """Indices ``(train, val)``: each class gives ``round(n * fraction)`` items to val (at least one,
+    and at least one stays in train). A class with a single item cannot be split: it stays wholly in
+    train, and a notice names it."""
+    if not 0.0 < val_fraction < 1.0:
+        from ..errors import CnnlabError
+
+        raise CnnlabError(f"val split {val_fraction} is not a fraction; pass a number between 0 and 1, e.g. 0.2")
+    rng = np.random.default_rng(seed)
+    by_class: dict[int, list[int]] = {}
+    for i, t in enumerate(targets):
+        by_class.setdefault(int(t), []).append(i)
+    train, val, lonely = [], [], []
+    for label in sorted(by_class):
+        idx = np.array(by_class[label])[rng.permutation(len(by_class[label]))].tolist()
+        if len(idx) < 2:
+            lonely.append(classes[label] if classes else str(label))
+            train += idx
+            continue
+        n_val = min(len(idx) - 1, max(1, math.floor(len(idx) * val_fraction + 0.5)))
+        val += idx[:n_val]
+        train += idx[n_val:]
+    if lonely:
+        notice(f"class(es) {', '.join(lonely)} have a single image: kept in train only, not in the validation split")
+    return sorted(train), sorted(val)
