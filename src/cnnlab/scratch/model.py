@@ -77,7 +77,8 @@ class Sequential(Layer):
         """(layer name, MACs) for every layer that multiplies, from one forward pass on zeros."""
         was_training = self.training
         self.eval()
-        dtype = next(iter(self.params())).data.dtype
+        params = self.params()
+        dtype = params[0].data.dtype if params else np.float32
         self.forward(np.zeros((batch, *input_size), dtype))
         self.train(was_training)
         return [(name, layer.macs()) for name, layer in self.modules() if layer.macs()]
