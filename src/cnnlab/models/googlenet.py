@@ -167,7 +167,7 @@ class GoogLeNet(ClassifierModel):
         self.maxpool4 = nn.MaxPool2d(cfg.pool4, stride=2, ceil_mode=True)  # after 4e: 14 -> 7
         self.aux1 = InceptionAux(512, num_classes, bn, cfg.paper_aux_pool) if aux_logits else None
         self.aux2 = InceptionAux(528, num_classes, bn, cfg.paper_aux_pool) if aux_logits else None
-        self.head_drop = nn.Dropout(cfg.dropout)  # torchvision's `dropout` (no parameters)
+        self.dropout = nn.Dropout(cfg.dropout)
         self.fc = nn.Linear(1024, num_classes) if num_classes > 0 else nn.Identity()
         self.stages = (Stage("conv1", 64, 2), Stage("conv3", 192, 4), Stage("inception3b", 480, 8),
                        Stage("inception4e", 832, 16), Stage("inception5b", 1024, 32))
@@ -207,6 +207,10 @@ class GoogLeNet(ClassifierModel):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self._forward_with_aux(x)[0]
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = self.dropout(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+        return x if pre_logits else self.fc(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | GoogLeNetOutputs:
         feats, aux = self._forward_with_aux(x)

@@ -79,10 +79,10 @@ class Block(nn.Module):
             layers = layers[1:]
         if row.stride != 1:
             layers.append(nn.MaxPool2d(3, row.stride, 1))
-        self.rep = nn.Sequential(*layers)
         widen = row.out_ch != row.in_ch or row.stride != 1
         self.skip = nn.Conv2d(row.in_ch, row.out_ch, 1, stride=row.stride, bias=False) if widen else None
         self.skipbn = nn.BatchNorm2d(row.out_ch) if widen else None
+        self.rep = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shortcut = x if self.skip is None else self.skipbn(self.skip(x))
@@ -116,7 +116,7 @@ class Xception(ClassifierModel):
         self.conv4 = SeparableConv2d(1536, 2048)
         self.bn4 = nn.BatchNorm2d(2048)
         self.act4 = nn.ReLU(inplace=True)
-        self.head_drop = nn.Dropout(drop_rate)
+        self.dropout = nn.Dropout(drop_rate)
         self.fc = nn.Linear(2048, num_classes) if num_classes > 0 else nn.Identity()
         self.stages = (Stage("act2", 64, 2), Stage("block1", 128, 4), Stage("block2", 256, 8),
                        Stage("block11", 728, 16), Stage("act4", 2048, 32))
@@ -131,6 +131,10 @@ class Xception(ClassifierModel):
             x = getattr(self, name)(x)
         x = self.act3(self.bn3(self.conv3(x)))
         return self.act4(self.bn4(self.conv4(x)))  # N x 2048 x 10 x 10 at 299
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = self.dropout(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
+        return x if pre_logits else self.fc(x)
 
 
 @register_model(family="xception", paper="Chollet 2016, arXiv:1610.02357", loads=("timm:legacy_xception",))
