@@ -21,6 +21,13 @@ DEFAULT_LR = {"gd": 0.5, "sgd": 0.05, "momentum": 0.02, "nesterov": 0.02, "adagr
               "rmsprop": 1e-3, "adam": 2e-3, "adamw": 2e-3}
 
 
+# The per-epoch table, in the main trainer's layout: (header, header format, value format).
+TABLE = (("epoch", "{:>5}", "{:>5d}"), ("train_loss", "{:>10}", "{:>10.4f}"), ("train_top1", "{:>10}", "{:>10.2f}"),
+         ("val_loss", "{:>8}", "{:>8.4f}"), ("val_top1", "{:>8}", "{:>8.2f}"), ("sec", "{:>7}", "{:>7.1f}"),
+         ("img/s", "{:>8}", "{:>8.0f}"))
+ROW_FIELDS = ("epoch", "train_loss", "train_top1", "val_loss", "val_top1", "seconds", "images_per_s")
+
+
 @dataclass(frozen=True)
 class ScratchTrainConfig:
     epochs: int = 12
@@ -92,17 +99,18 @@ def train_digits(cfg: ScratchTrainConfig, out=sys.stdout):
     print(f"scratch LeNet-5: {model.num_params():,} params, {model.mac_count((1, 32, 32)):,} MACs per "
           f"1x32x32 image; digits {len(data.x_train)} train / {len(data.x_val)} val; "
           f"{cfg.optimizer} lr {opt.lr:g}", file=out)
-    print(f"{'epoch':>5} {'train loss':>10} {'val loss':>9} {'val top-1':>9} {'seconds':>8} {'images/s':>9}", file=out)
+    print(" ".join(fmt.format(name) for name, fmt, _ in TABLE), file=out)
 
     def row(s) -> None:
-        print(f"{s.epoch:>5} {s.train_loss:>10.4f} {s.val_loss:>9.4f} {s.val_top1:>9.2%} "
-              f"{s.seconds:>8.2f} {s.images_per_s:>9,.0f}", file=out, flush=True)
+        print(" ".join(fmt.format(getattr(s, key)) for key, (_, _, fmt) in zip(ROW_FIELDS, TABLE)),
+              file=out, flush=True)
 
     history = fit(model, opt, data, cfg.epochs, cfg.batch_size, cfg.seed,
                   penalty=(lambda ws: sum(p(ws) for p in penalties)) if penalties else None,
                   progress=_progress_bar() if cfg.progress else None, on_epoch=row)
     best = max(history, key=lambda s: s.val_top1)
-    print(f"best val top-1 {best.val_top1:.2%} at epoch {best.epoch}; last {history[-1].val_top1:.2%}", file=out)
+    print(f"best val top-1 {best.val_top1:.2f}% (epoch {best.epoch}), {sum(s.seconds for s in history):.1f} s "
+          f"training; last {history[-1].val_top1:.2f}%", file=out)
     return history
 
 

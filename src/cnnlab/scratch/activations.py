@@ -12,10 +12,10 @@ class ReLU(Layer):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         self._mask = x > 0
-        return np.where(self._mask, x, 0).astype(x.dtype, copy=False)
+        return np.maximum(x, 0)
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        return np.where(self._mask, dout, 0).astype(dout.dtype, copy=False)
+        return dout * self._mask
 
 
 class LeakyReLU(Layer):

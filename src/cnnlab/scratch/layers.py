@@ -7,10 +7,12 @@ for biases (torch uses U(+-1/sqrt(fan_in)) for both; tests copy weights, so this
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from .base import Layer, Param, uniform
-from .im2col import col2im, im2col
+from .im2col import col2im, im2col, patches
 
 
 class Conv2d(Layer):
@@ -108,8 +110,11 @@ class Linear(Layer):
 
 
 class _Pool2d(Layer):
-    """Pooling = im2col on each channel alone (as N*C one-channel images), then a reduction over the
-    kh * kw rows of every column. No ceil mode."""
+    """Pooling over the kernel x kernel windows of each channel (no ceil mode).
+
+    Both directions loop over the k * k window offsets only: offset (i, j) of every window at once is
+    a strided view of the padded input (see :func:`patches`), so each step is one vectorised operation.
+    """
 
     pad_value = 0.0
 
@@ -117,18 +122,20 @@ class _Pool2d(Layer):
         self.kernel, self.stride, self.padding = kernel, stride or kernel, padding
         self._cache = None
 
-    def _cols(self, x: np.ndarray) -> np.ndarray:
-        n, c, h, w = x.shape
-        return im2col(x.reshape(n * c, 1, h, w), self.kernel, self.kernel, self.stride, self.padding,
-                      pad_value=self.pad_value)  # (k*k, N*C*OH*OW)
+    def _offsets(self) -> list[tuple[int, int]]:
+        return [(i, j) for i in range(self.kernel) for j in range(self.kernel)]
 
-    def _to_input(self, dcols: np.ndarray, x_shape) -> np.ndarray:
-        n, c, h, w = x_shape
-        dx = col2im(dcols, (n * c, 1, h, w), self.kernel, self.kernel, self.stride, self.padding)
-        return dx.reshape(x_shape)
+    def _windows(self, x: np.ndarray) -> np.ndarray:
+        """(N, C, k, k, OH, OW) view: [..., i, j, y, x] is offset (i, j) of window (y, x)."""
+        return patches(x, self.kernel, self.kernel, self.stride, self.padding, pad_value=self.pad_value)
 
-    def _out_shape(self, x_shape) -> tuple[int, ...]:
-        return x_shape[:2] + _out_hw(x_shape, self.kernel, self.stride, self.padding, 1)
+    def _scatter(self, grad_at: Callable[[int], np.ndarray], x_shape, out_hw) -> np.ndarray:
+        """dx = sum over offsets r of ``grad_at(r)`` (N, C, OH, OW) added at the pixels offset r reads."""
+        (n, c, h, w), (oh, ow), s, p = x_shape, out_hw, self.stride, self.padding
+        dxp = np.zeros((n, c, h + 2 * p, w + 2 * p), dtype=grad_at(0).dtype)
+        for r, (i, j) in enumerate(self._offsets()):
+            dxp[:, :, i:i + s * (oh - 1) + 1:s, j:j + s * (ow - 1) + 1:s] += grad_at(r)
+        return dxp[:, :, p:h + p, p:w + p]
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.kernel}, stride={self.stride}, padding={self.padding})"
@@ -143,30 +150,33 @@ class MaxPool2d(_Pool2d):
     pad_value = -np.inf
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        cols = self._cols(x)
-        switches = cols.argmax(axis=0)
-        out = cols[switches, np.arange(cols.shape[1])]
+        v = self._windows(x)
+        out = v[:, :, 0, 0].copy()
+        switches = np.zeros(out.shape, dtype=np.int16)  # offset index r = i * k + j of the maximum
+        for r, (i, j) in enumerate(self._offsets()[1:], start=1):
+            better = v[:, :, i, j] > out  # strict: an equal later value does not take over
+            np.copyto(out, v[:, :, i, j], where=better)
+            switches[better] = r
         self._cache = (x.shape, switches)
-        return out.reshape(self._out_shape(x.shape))
+        return out
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         x_shape, switches = self._cache
-        dcols = np.zeros((self.kernel * self.kernel, switches.size), dtype=dout.dtype)
-        dcols[switches, np.arange(switches.size)] = dout.reshape(-1)
-        return self._to_input(dcols, x_shape)
+        return self._scatter(lambda r: np.where(switches == r, dout, 0), x_shape, dout.shape[2:])
 
 
 class AvgPool2d(_Pool2d):
     """The mean of each window; zero padding counts in the mean (torch's count_include_pad=True)."""
 
     def forward(self, x: np.ndarray) -> np.ndarray:
+        v = self._windows(x)
+        out = sum(v[:, :, i, j] for i, j in self._offsets()) / (self.kernel * self.kernel)
         self._cache = x.shape
-        return self._cols(x).mean(axis=0).reshape(self._out_shape(x.shape))
+        return out.astype(x.dtype, copy=False)
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        k2 = self.kernel * self.kernel
-        dcols = np.broadcast_to(dout.reshape(1, -1) / k2, (k2, dout.size))
-        return self._to_input(dcols, self._cache)
+        share = dout / (self.kernel * self.kernel)
+        return self._scatter(lambda r: share, self._cache, dout.shape[2:])
 
 
 class Flatten(Layer):
