@@ -1,5 +1,42 @@
-"""(placeholder: these subcommands are being written)"""
+"""``cnnlab predict MODEL IMAGE... [--weights W] [--topk K] [--json]``: classify image files.
+
+Prints, per image, its top-k classes with probabilities (or a JSON list with ``--json``). An
+unreadable image prints one line on stderr and the others are still classified; the exit code is 1
+when any image could not be read.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
 
 
 def register(subparsers) -> None:
-    return None
+    p = subparsers.add_parser("predict", help="classify images with a model",
+                              description="Classify image files with a model and print the top-k classes.")
+    p.add_argument("model", help="registered model name, e.g. efficientnet_lite0")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (JPEG, PNG, ...)")
+    p.add_argument("--weights", default=None,
+                   help="checkpoint path or pretrained tag, e.g. 'imagenet' (default: untrained)")
+    p.add_argument("--topk", type=int, default=5, help="classes shown per image (default 5)")
+    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..workflows.predict import predict
+
+    results = predict(args.model, args.images, weights=args.weights, topk=args.topk, device=args.device)
+    for r in results:
+        if r.error:
+            print(f"cnnlab: error: {r.error}", file=sys.stderr)
+    if args.json:
+        print(json.dumps([r.to_dict() for r in results], indent=2))
+    else:
+        for r in results:
+            if r.error is None:
+                print(r.source)
+                for t in r.top:
+                    print(f"  {t.prob:7.2%}  {t.index:>5}  {t.name}")
+    return 1 if any(r.error for r in results) else 0
