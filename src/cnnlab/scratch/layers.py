@@ -12,7 +12,7 @@ from collections.abc import Callable
 import numpy as np
 
 from .base import Layer, Param, uniform
-from .im2col import col2im, im2col, patches
+from .im2col import col2im, conv_output_size, im2col, patches
 
 
 class Conv2d(Layer):
@@ -77,7 +77,7 @@ class Conv2d(Layer):
 
 
 def _out_hw(x_shape, k, s, p, d) -> tuple[int, int]:
-    return tuple((n + 2 * p - d * (k - 1) - 1) // s + 1 for n in x_shape[2:])
+    return conv_output_size(x_shape[2], k, s, p, d), conv_output_size(x_shape[3], k, s, p, d)
 
 
 class Linear(Layer):
