@@ -7,13 +7,22 @@ The core API::
     splits.train.transform = build_transform("digits", train=True, input_size=32,
                                              mean=splits.mean, std=splits.std)
     loader = make_loader(splits.train, batch_size=128, shuffle=True, workers=2, seed=0)
+
+Names are imported on first use, so that ``cnnlab data check`` (PIL only) starts without torch.
 """
 
-from .datasets import BadFileReport, ImageFileDataset, TensorImageDataset
-from .loader import make_loader
-from .splits import Splits, open_dataset
-from .stats import DataStats, dataset_stats
-from .transforms import PRESETS, Augment, build_transform, eval_transform
+import importlib
 
-__all__ = ["open_dataset", "build_transform", "make_loader", "eval_transform", "Splits", "Augment", "PRESETS",
-           "BadFileReport", "ImageFileDataset", "TensorImageDataset", "DataStats", "dataset_stats"]
+_LAZY = {
+    "open_dataset": "splits", "Splits": "splits", "build_transform": "transforms", "eval_transform": "transforms",
+    "Augment": "transforms", "PRESETS": "transforms", "make_loader": "loader", "BadFileReport": "report",
+    "ImageFileDataset": "datasets", "TensorImageDataset": "datasets", "DataStats": "stats",
+    "dataset_stats": "stats",
+}
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -21,8 +21,8 @@ from pathlib import Path
 from ..errors import CnnlabError
 from ..utils.io import write_json
 from ..utils.log import notice
-from .datasets import BadFileReport, stratified_split
 from .images import BadImage, open_image
+from .report import BadFileReport, stratified_split
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm",
                   ".pbm", ".pnm", ".jfif"}

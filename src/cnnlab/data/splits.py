@@ -25,7 +25,7 @@ import torch
 from ..errors import CnnlabError
 from ..utils.log import notice
 from . import arrays
-from .datasets import BadFileReport, ImageFileDataset, TensorImageDataset, stratified_split
+from .datasets import ImageFileDataset, TensorImageDataset
 from .folders import (
     cache_dir,
     data_key,
@@ -36,6 +36,7 @@ from .folders import (
     screen,
     split_samples,
 )
+from .report import BadFileReport, stratified_split
 from .stats import PCA, DataStats, dataset_stats, load_stats, tensor_stats
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -110,7 +111,7 @@ def _file_splits(source: str, root: Path, classes: list[str], train, val, in_cha
         raise CnnlabError(f"{source} has no readable training image; run `cnnlab data check {source}`")
     if not val:
         raise CnnlabError(f"{source} gives an empty validation set; use a larger val split or add validation images")
-    stats_path = Path(stats_file) if stats_file else cache_dir() / "stats" / f"{data_key(root)}.json"
+    stats_path = Path(stats_file) if stats_file else default_stats_path(str(root))
     stats = load_stats(stats_path) if stats_path.is_file() else None
     if stats_file and stats is None:
         raise CnnlabError(f"statistics file {stats_file} does not exist; make it with `cnnlab data stats`")
@@ -177,3 +178,23 @@ def open_dataset(spec: str = "digits", *, val_split: float | None = None, seed: 
         return _open_csv(path, in_chans, val_split, seed, split_file, stats_file)
     raise CnnlabError(f"unknown data '{spec}'; use digits, an image folder, a .csv list, or "
                       f"{', '.join(k + ':DIR' for k in arrays.ARRAY_READERS)}")
+
+
+def default_stats_path(spec: str) -> Path:
+    """Where ``cnnlab data stats`` saves, and :func:`open_dataset` looks for, a folder's statistics."""
+    return cache_dir() / "stats" / f"{data_key(Path(os.path.expanduser(spec)))}.json"
+
+
+def compute_stats(spec: str, *, val_split: float | None = None, seed: int = 0, in_chans: int = 3,
+                  out: str | None = None, max_images: int = 5000) -> tuple[DataStats, Path | None]:
+    """Mean, std and RGB PCA of the TRAINING part of ``spec``; saved as JSON for folders and CSV
+    lists (to ``out`` or the default place that :func:`open_dataset` reads), or to ``out`` if given."""
+    from .stats import save_stats
+
+    splits = open_dataset(spec, val_split=val_split, seed=seed, in_chans=in_chans, stats_file=None)
+    stats = dataset_stats(splits.train, max_images=max_images, seed=seed)
+    on_disk = isinstance(splits.train, ImageFileDataset)
+    target = Path(out) if out else (default_stats_path(spec) if on_disk else None)
+    if target is not None:
+        save_stats(stats, target, source=str(spec))
+    return stats, target
