@@ -1,6 +1,6 @@
-"""Run a model on fake tensors: shapes and dtypes flow, but nothing is computed or allocated.
+"""Run a model on meta (or fake) tensors: shapes and dtypes flow, nothing is computed or allocated.
 
-:func:`fake_forward` swaps every parameter and buffer for a fake twin (``torch.func.functional_call``),
+:func:`fake_forward` swaps every parameter and buffer for a meta twin (``torch.func.functional_call``),
 feeds a fake input and calls one of the model's forward methods under a chain of
 ``TorchDispatchMode`` s given by the caller (the MAC counter, the receptive-field tracer). Module
 pre/post hooks report which module is running. Everything it sets up (hooks, training flags, the
@@ -39,14 +39,15 @@ def parse_input_size(text: str | Sequence[int]) -> tuple[int, ...]:
     return size
 
 
-def _fake_state(model: nn.Module, mode: FakeTensorMode) -> dict[str, torch.Tensor]:
-    """Fake twins (same shape, stride, dtype; CPU) of every parameter and buffer."""
-    state = {}
-    with mode:
-        for name, t in [*model.named_parameters(remove_duplicate=False), *model.named_buffers(remove_duplicate=False)]:
-            fake = torch.empty_strided(t.shape, t.stride(), dtype=t.dtype, device="cpu")
-            state[name] = fake.requires_grad_(t.requires_grad) if t.is_floating_point() else fake
-    return state
+def _twin(t: torch.Tensor, device: str) -> torch.Tensor:
+    twin = torch.empty_strided(t.shape, t.stride(), dtype=t.dtype, device=device)
+    return twin.requires_grad_(t.requires_grad) if t.is_floating_point() else twin
+
+
+def _twin_state(model: nn.Module, device: str) -> dict[str, torch.Tensor]:
+    """Twins (same shape, stride, dtype) of every parameter and buffer on ``device``."""
+    named = [*model.named_parameters(remove_duplicate=False), *model.named_buffers(remove_duplicate=False)]
+    return {name: _twin(t, device) for name, t in named}
 
 
 @contextlib.contextmanager
@@ -75,44 +76,56 @@ def _training_flags(model: nn.Module, train: bool):
             m.training = flag
 
 
-def fake_forward(model: nn.Module, input_size: Sequence[int], batch_size: int = 1, *,
-                 modes: Sequence[object] = (), hooks: ModuleHooks | None = None, train: bool = False,
-                 method: str = "forward", grad: bool = False, on_input: Callable | None = None):
-    """Call ``getattr(model, method)`` on a fake ``(batch_size, *input_size)`` input; returns its output.
+@dataclass
+class Probe:
+    """What one attempt of :func:`fake_forward` installs: dispatch modes, module hooks, an input tagger."""
 
-    ``modes`` are entered innermost-last, inside the fake mode, so they see every aten op with fake
-    arguments. ``on_input(x)`` is called with the fake input before the forward (e.g. to tag it).
+    modes: Sequence[object] = ()
+    hooks: ModuleHooks | None = None
+    on_input: Callable | None = None
+
+
+def fake_forward(model: nn.Module, input_size: Sequence[int], batch_size: int = 1, *,
+                 probe: Callable[[], Probe] = Probe, train: bool = False, grad: bool = False):
+    """Call the model on a ``(batch_size, *input_size)`` input made of meta tensors; returns the output.
+
+    Meta tensors (with ``torch.device("meta")`` as the default device, so tensors the forward creates
+    are meta too) are fast; a model that mixes in real tensors is retried under ``FakeTensorMode``.
+    ``probe()`` is called once per attempt, so its counters start from zero; its modes are entered
+    innermost-last and see every aten op.
     """
     if batch_size < 1:
         raise CnnlabError(f"batch size must be >= 1, got {batch_size}")
-    fake_mode = FakeTensorMode(allow_non_fake_inputs=True)
-    state = _fake_state(model, fake_mode)
-    dtype = next((t.dtype for t in state.values() if t.is_floating_point()), torch.float32)
-    with fake_mode:
-        x = torch.empty((batch_size, *input_size), dtype=dtype, device="cpu")
-    if on_input:
-        on_input(x)
-    fn = getattr(model, method) if method != "forward" else model
+    try:
+        return _attempt(model, input_size, batch_size, probe(), train, grad, fake=False)
+    except CnnlabError:
+        raise
+    except Exception:  # noqa: BLE001  (meta tensors refused: retry with fake tensors, which report it)
+        pass
+    try:
+        return _attempt(model, input_size, batch_size, probe(), train, grad, fake=True)
+    except CnnlabError:
+        raise
+    except (RuntimeError, ValueError, TypeError, IndexError, NotImplementedError, AssertionError) as exc:
+        shape = "x".join(map(str, input_size))
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CnnlabError(f"the model cannot run on a {shape} input: {msg}") from exc
+
+
+def _attempt(model, input_size, batch_size, probe: Probe, train: bool, grad: bool, fake: bool):
+    device_ctx = FakeTensorMode(allow_non_fake_inputs=True) if fake else torch.device("meta")
+    device = "cpu" if fake else "meta"
+    with device_ctx:
+        state = _twin_state(model, device)
+        floats = [t.dtype for t in state.values() if t.is_floating_point()]
+        x = torch.empty((batch_size, *input_size), dtype=floats[0] if floats else torch.float32, device=device)
+    if probe.on_input:
+        probe.on_input(x)
     with contextlib.ExitStack() as stack:
         stack.enter_context(_training_flags(model, train))
-        stack.enter_context(_module_hooks(model, hooks or ModuleHooks()))
+        stack.enter_context(_module_hooks(model, probe.hooks or ModuleHooks()))
         stack.enter_context(torch.set_grad_enabled(grad))
-        stack.enter_context(fake_mode)
-        for mode in modes:
+        stack.enter_context(device_ctx)
+        for mode in probe.modes:
             stack.enter_context(mode)
-        try:
-            return torch.func.functional_call(model, state, (x,), strict=False, tie_weights=True) \
-                if method == "forward" else _call_method(model, state, fn, x)
-        except CnnlabError:
-            raise
-        except (RuntimeError, ValueError, TypeError, IndexError) as exc:
-            shape = "x".join(map(str, input_size))
-            msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise CnnlabError(f"the model cannot run on a {shape} input: {msg}") from exc
-
-
-def _call_method(model: nn.Module, state: dict, fn: Callable, x: torch.Tensor):
-    from torch.nn.utils.stateless import _reparametrize_module
-
-    with _reparametrize_module(model, state, tie_weights=True, strict=False):
-        return fn(x)
+        return torch.func.functional_call(model, state, (x,), strict=False, tie_weights=True)

@@ -1,7 +1,7 @@
 """Training memory estimate: parameters, gradients, optimizer state and activations, in bytes.
 
 Activations are the tensors autograd saves for the backward pass, measured in one training-mode
-forward on fake tensors (``torch.autograd.graph.saved_tensors_hooks``; nothing is allocated). Each
+forward on meta tensors (``torch.autograd.graph.saved_tensors_hooks``; nothing is allocated). Each
 saved storage is counted once (a ReLU output saved by the ReLU and by the next convolution, or a view
 of it, counts once) and saved parameters are not activations. Not included: the allocator's
 fragmentation, cuDNN workspaces, temporaries freed during the forward, and the backward's own
@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from ..errors import CnnlabError
-from .fake_run import fake_forward
+from .fake_run import Probe, fake_forward
 
 # Optimizer state per trainable parameter, in copies of the parameter.
 OPTIMIZER_STATE = {
@@ -73,10 +73,14 @@ class _SavedBytes:
 
 def activation_bytes(model: nn.Module, input_size: Sequence[int], batch_size: int = 1) -> int:
     """Bytes autograd saves for the backward of one training-mode forward pass."""
-    saved = _SavedBytes()
-    ctx = torch.autograd.graph.saved_tensors_hooks(saved.pack, saved.unpack)
-    fake_forward(model, input_size, batch_size, modes=[ctx], train=True, grad=True)
-    return saved.bytes
+    made = {}
+
+    def probe() -> Probe:
+        made["saved"] = saved = _SavedBytes()
+        return Probe(modes=[torch.autograd.graph.saved_tensors_hooks(saved.pack, saved.unpack)])
+
+    fake_forward(model, input_size, batch_size, probe=probe, train=True, grad=True)
+    return made["saved"].bytes
 
 
 def training_memory(model: nn.Module, input_size: Sequence[int] = (3, 224, 224), batch_size: int = 32,

@@ -1,6 +1,6 @@
 """Per-module profile of a model: output shapes, parameters, MACs and activation memory.
 
-``profile(model, (3, 224, 224))`` runs one forward pass on fake tensors (nothing is computed or
+``profile(model, (3, 224, 224))`` runs one forward pass on meta tensors (nothing is computed or
 allocated, see :mod:`.fake_run`) with a :class:`~.counting.MacCounter`; module hooks attribute each
 op's MACs to every module that is running at the time, so a row's MACs include its children's.
 FLOPs are reported as 2 x MACs. The model is left untouched (no hooks, buffers, modes or devices
@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from .counting import MacCounter
-from .fake_run import ModuleHooks, fake_forward
+from .fake_run import ModuleHooks, Probe, fake_forward
 
 
 @dataclass
@@ -126,10 +126,15 @@ class _Attribution:
 def profile(model: nn.Module, input_size: Sequence[int] = (3, 224, 224), batch_size: int = 1,
             *, train: bool = False) -> Profile:
     """Profile ``model`` on a ``(batch_size, *input_size)`` input (see the module docstring)."""
-    attribution = _Attribution(model)
-    counter = MacCounter(on_macs=attribution.add)
-    out = fake_forward(model, input_size, batch_size, modes=[counter], train=train,
-                       hooks=ModuleHooks(attribution.pre, attribution.post))
+    made = {}
+
+    def probe() -> Probe:
+        made["rows"] = attribution = _Attribution(model)
+        made["counter"] = counter = MacCounter(on_macs=attribution.add)
+        return Probe(modes=[counter], hooks=ModuleHooks(attribution.pre, attribution.post))
+
+    out = fake_forward(model, input_size, batch_size, probe=probe, train=train)
+    attribution, counter = made["rows"], made["counter"]
     params = list({id(p): p for p in model.parameters()}.values())
     out_t = _first_tensor(out)
     rows = [r for r in attribution.rows.values() if r.name]

@@ -1,6 +1,6 @@
 """Receptive fields of stage outputs and named layers: analytic, and measured by gradients.
 
-:func:`receptive_field` traces one forward pass at the aten level on fake tensors (no compute, see
+:func:`receptive_field` traces one forward pass at the aten level on meta tensors (no compute, see
 :mod:`.fake_run`): a ``TorchDispatchMode`` propagates each tensor's field through every operator
 (:mod:`.rf_rules`), so residual additions, concatenations, dilation, pooling, explicit padding,
 channel shuffles and layers written with ``F.conv2d`` inside custom modules are all followed without
@@ -30,7 +30,7 @@ from torch.utils.weak import WeakIdKeyDictionary
 from ..errors import CnnlabError
 from . import rf_rules as R
 from .counting import is_free
-from .fake_run import ModuleHooks, fake_forward
+from .fake_run import ModuleHooks, Probe, fake_forward
 
 
 @dataclass(frozen=True)
@@ -128,15 +128,21 @@ def receptive_field(model: nn.Module, input_size: Sequence[int] = (3, 224, 224),
     names = _layer_names(model, layers)
     if len(input_size) != 3:
         raise CnnlabError(f"receptive fields need a CxHxW input, got {'x'.join(map(str, input_size))}")
-    tracer = RFTracer()
-    wanted, found = set(names), {}
+    wanted, made = set(names), {}
 
-    def post(name, _module, output):
-        if name in wanted:
-            t = output if isinstance(output, torch.Tensor) else tree_flatten(output)[0][0]
-            found[name] = _to_rf(tracer.lookup(t))
+    def probe() -> Probe:
+        made["tracer"] = tracer = RFTracer()
+        made["found"] = found = {}
 
-    fake_forward(model, input_size, modes=[tracer], hooks=ModuleHooks(post=post), on_input=tracer.track_input)
+        def post(name, _module, output):
+            if name in wanted:
+                t = output if isinstance(output, torch.Tensor) else tree_flatten(output)[0][0]
+                found[name] = _to_rf(tracer.lookup(t))
+
+        return Probe(modes=[tracer], hooks=ModuleHooks(post=post), on_input=tracer.track_input)
+
+    fake_forward(model, input_size, probe=probe)
+    tracer, found = made["tracer"], made["found"]
     if details is not None:
         details["unknown_ops"] = dict(tracer.unknown_ops)
     return {n: found.get(n) for n in names}
