@@ -1,0 +1,123 @@
+"""The run folder ``runs/<name>/`` and the per-epoch table (the :class:`~cnnlab.engine.loop.Hooks` of
+``cnnlab train``). Every file is written atomically; rank 0 alone writes.
+
+======================  =======================================================================
+config.json             the effective configuration (written before the first step)
+state.pt                the training state (:mod:`cnnlab.engine.state`), every checkpoint
+last.safetensors        the weights at the last checkpoint (the EMA weights with ``--ema``)
+best.safetensors        the weights of the epoch with the best validation top-1
+metrics.csv             one row per epoch: losses, top-1/top-5 (%), lr, seconds, images/s
+tensorboard/            TensorBoard events of the same rows (``tensorboard --logdir runs``)
+curves.png              loss / top-1 / lr curves;  confusion.png: the best weights' confusion matrix
+summary.json / .txt     best and last epoch, how the run ended, the files
+======================  =======================================================================
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import shutil
+import tempfile
+from pathlib import Path
+
+from tqdm import tqdm
+
+from ..utils.io import atomic_write, write_json
+from ..weights import save_weights
+from .loop import Hooks, Trainer
+from .state import STATE_FILE, save_state
+
+COLUMNS = ("epoch", "step", "train_loss", "train_top1", "train_top5", "val_loss", "val_top1", "val_top5", "lr",
+           "seconds", "images_per_s")
+TABLE = (("epoch", "{:>5}", "{:>5d}"), ("train_loss", "{:>10}", "{:>10.4f}"), ("train_top1", "{:>10}", "{:>10.2f}"),
+         ("val_loss", "{:>8}", "{:>8.4f}"), ("val_top1", "{:>8}", "{:>8.2f}"), ("val_top5", "{:>8}", "{:>8.2f}"),
+         ("lr", "{:>9}", "{:>9.2e}"), ("seconds", "{:>7}", "{:>7.1f}"), ("images_per_s", "{:>8}", "{:>8.0f}"))
+HEADER_NAMES = {"images_per_s": "img/s", "seconds": "sec"}
+
+
+def table_header() -> str:
+    return " ".join(fmt.format(HEADER_NAMES.get(k, k)) for k, fmt, _ in TABLE)
+
+
+def table_row(row: dict) -> str:
+    return " ".join(fmt.format(row[k]) for k, _, fmt in TABLE)
+
+
+class RunFolder(Hooks):
+    """Writes a run's files as the trainer reports (see the module docstring)."""
+
+    def __init__(self, path: Path, metadata: dict[str, str], quiet: bool = False) -> None:
+        self.path, self.metadata, self.quiet = Path(path), metadata, quiet
+        self.last_checkpoint: tuple[int, str] | None = None  # (step, reason)
+        self._printed_header = False
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    def checkpoint(self, trainer: Trainer, state: dict, reason: str) -> None:
+        save_weights(trainer.ema.module if trainer.ema else trainer.model, self.file("last.safetensors"),
+                     {**self.metadata, "epoch": state["epoch"], "step": state["step"]})
+        save_state(self.file(STATE_FILE), state)  # last: a resume reads the state, never the pair
+        self.last_checkpoint = (state["step"], reason)
+
+    def new_best(self, trainer: Trainer, row: dict) -> None:
+        save_weights(trainer.ema.module if trainer.ema else trainer.model, self.file("best.safetensors"),
+                     {**self.metadata, "epoch": row["epoch"], "val_top1": f"{row['val_top1']:.4f}"})
+
+    def epoch_end(self, trainer: Trainer, row: dict, result) -> None:
+        self.write_metrics(trainer.history)
+        self.write_tensorboard(trainer.history)
+        self.print_row(row)
+
+    def print_row(self, row: dict) -> None:
+        if self.quiet:
+            return
+        if not self._printed_header:
+            tqdm.write(table_header())
+            self._printed_header = True
+        tqdm.write(table_row(row))
+
+    def write_metrics(self, history: list[dict]) -> None:
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=COLUMNS, extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        for row in history:
+            writer.writerow({k: repr(v) if isinstance(v, float) else v for k, v in row.items()})
+        with atomic_write(self.file("metrics.csv"), "w") as fh:
+            fh.write(buf.getvalue())
+
+    def write_tensorboard(self, history: list[dict]) -> None:
+        """The whole history as one events file, rebuilt and replaced atomically every epoch."""
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:  # tensorboard is a dependency; tolerate a broken install
+            return
+        with tempfile.TemporaryDirectory(dir=self.path, prefix=".tb.") as tmp:
+            writer = SummaryWriter(log_dir=tmp)
+            for row in history:
+                for part in ("train", "val"):
+                    for metric in ("loss", "top1", "top5"):
+                        writer.add_scalar(f"{metric}/{part}", row[f"{part}_{metric}"], row["epoch"])
+                writer.add_scalar("lr", row["lr"], row["epoch"])
+                writer.add_scalar("images_per_s", row["images_per_s"], row["epoch"])
+            writer.close()
+            events = next(Path(tmp).glob("events.out.tfevents.*"))
+            with atomic_write(self.file("tensorboard") / "events.out.tfevents.cnnlab", "wb") as fh:
+                with open(events, "rb") as src:
+                    shutil.copyfileobj(src, fh)
+
+    def write_summary(self, summary: dict) -> None:
+        write_json(self.file("summary.json"), summary)
+        best, last = summary.get("best") or {}, summary.get("last") or {}
+        lines = [f"run {self.path.name}: {summary['model']} on {summary['data']}, {summary['stopped']} "
+                 f"after {len(summary.get('history', [])) or last.get('epoch', 0)} epochs "
+                 f"({summary['seconds']:.1f} s)"]
+        if best:
+            lines.append(f"best: epoch {best['epoch']}, val top-1 {best['val_top1']:.2f}%, "
+                         f"top-5 {best['val_top5']:.2f}%, loss {best['val_loss']:.4f}")
+        if last:
+            lines.append(f"last: epoch {last['epoch']}, val top-1 {last['val_top1']:.2f}%")
+        lines.append("files: " + ", ".join(summary["files"]))
+        with atomic_write(self.file("summary.txt"), "w") as fh:
+            fh.write("\n".join(lines) + "\n")
