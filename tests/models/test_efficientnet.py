@@ -24,6 +24,7 @@ def test_torchvision_b0_oracle(tmp_path):
     assert_same_outputs(efficientnet_b0(), "efficientnet_b0", tmp_path)
 
 
+@pytest.mark.slow
 def test_torchvision_b3_oracle(tmp_path):
     from torchvision.models import efficientnet_b3
 
