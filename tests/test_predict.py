@@ -86,6 +86,16 @@ def test_cli_text_output(tmp_path):
     assert lines[0].endswith("a.png") and len(lines) == 3 and "%" in lines[1]
 
 
+def test_training_run_metadata_sets_classes_channels_and_size(tmp_path):
+    model = cnnlab.create_model("mobilenet_v1_025_128", num_classes=3, in_chans=1)
+    meta = {"classes": json.dumps(["ant", "bee", "cow"]), "input_size": "[1, 72, 72]", "mean": "[0.4]",
+            "std": "[0.2]"}
+    save_weights(model, tmp_path / "best.safetensors", meta)
+    [result] = predict("mobilenet_v1_025_128", [np.zeros((90, 60, 3), np.uint8)],
+                       weights=tmp_path / "best.safetensors", topk=3)
+    assert result.error is None and {t.name for t in result.top} == {"ant", "bee", "cow"}
+
+
 @pytest.mark.parametrize("topk", [0, -1, 2.5])
 def test_bad_topk(topk):
     with pytest.raises(cnnlab.CnnlabError, match="topk"):

@@ -2,16 +2,17 @@
 
 Each image goes through the model's evaluation preprocessing (``eval_transform(model.default_cfg)``:
 resize the short side, centre crop, normalise); the result per image is the top-k
-(class index, class name, probability). Class names: the checkpoint's own list when it carries one
-(metadata ``class_names``, a JSON list), the 1000 ImageNet names for a 1000-class head, else
-``class_<i>``. An image that cannot be read gives an error entry instead of stopping the others.
+(class index, class name, probability). A checkpoint of ``cnnlab train``/``finetune`` brings its class
+names, input size/channels and mean/std (its metadata); otherwise a 1000-class head reads as the
+ImageNet names, any other as ``class_<i>``. An image that cannot be read gives an error entry
+instead of stopping the others.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -54,17 +55,17 @@ def imagenet_classes() -> tuple[str, ...]:
     return names
 
 
-def load_image(image, label: str) -> Image.Image:
-    """A path, PIL image or HWC / HW uint8 array -> RGB PIL image; CnnlabError with one line if not."""
+def load_image(image, label: str, mode: str = "RGB") -> Image.Image:
+    """A path, PIL image or HWC / HW uint8 array -> PIL image in ``mode``; CnnlabError (one line) if not."""
     if isinstance(image, Image.Image):
-        return image.convert("RGB")
+        return image.convert(mode)
     if isinstance(image, np.ndarray):
         if image.dtype != np.uint8 or image.ndim not in (2, 3):
             raise CnnlabError(f"{label}: arrays must be uint8 HxW or HxWxC, got {image.dtype} {image.shape}")
-        return Image.fromarray(image).convert("RGB")
+        return Image.fromarray(image).convert(mode)
     try:
         with Image.open(image) as im:
-            return im.convert("RGB")
+            return im.convert(mode)
     except FileNotFoundError:
         raise CnnlabError(f"{label}: no such file") from None
     except (UnidentifiedImageError, OSError, ValueError) as exc:
@@ -79,13 +80,14 @@ def predict(model_name: str, images, weights=None, topk: int = 5, device: str = 
     model, names = build_classifier(model_name, weights)
     model = model.to(device).eval()
     transform = eval_transform(model.default_cfg)
+    mode = "L" if model.default_cfg.input_size[0] == 1 else "RGB"
     results, batch = [], []
     for i, image in enumerate(images):
         label = str(image) if isinstance(image, str | os.PathLike) else f"image {i}"
         pred = Prediction(label)
         results.append(pred)
         try:
-            batch.append((pred, transform(load_image(image, label))))
+            batch.append((pred, transform(load_image(image, label, mode))))
         except CnnlabError as exc:
             pred.error = str(exc)
         if len(batch) == BATCH:
@@ -106,33 +108,60 @@ def _classify(model, batch, names: list[str], topk: int, device: str) -> None:
 
 
 def build_classifier(model_name: str, weights) -> tuple[torch.nn.Module, list[str]]:
-    """The model with its checkpoint's class count, and the class names to print."""
+    """The model as its checkpoint was trained (class count, input channels and size, mean/std),
+    and the class names to print."""
     entry = get_entry(model_name)
-    num_classes, names = 1000, None
+    info = CheckpointInfo()
     if weights is None:
         notice(f"{model_name}: no weights given, so these are the guesses of an untrained network")
     elif not (isinstance(weights, str) and weights in entry.pretrained):
-        num_classes, names = _checkpoint_classes(model_name, weights)
-    model = create_model(model_name, num_classes=num_classes, weights=weights)
-    if names is None or len(names) != num_classes:
-        names = list(imagenet_classes()) if num_classes == 1000 else [f"class_{i}" for i in range(num_classes)]
+        info = checkpoint_info(model_name, weights)
+    model = create_model(model_name, num_classes=info.num_classes, in_chans=info.in_chans, weights=weights)
+    if info.data:
+        model.default_cfg = replace(model.default_cfg, **info.data)
+    names = info.names
+    if names is None or len(names) != info.num_classes:
+        n = info.num_classes
+        names = list(imagenet_classes()) if n == 1000 else [f"class_{i}" for i in range(n)]
     return model, names
 
 
-def _checkpoint_classes(model_name: str, weights) -> tuple[int, list[str] | None]:
-    """Class count (metadata, else the classifier weight's rows) and names of a checkpoint file."""
+@dataclass
+class CheckpointInfo:
+    num_classes: int = 1000
+    in_chans: int = 3
+    names: list[str] | None = None
+    data: dict = field(default_factory=dict)  # DataConfig fields the run was trained with
+
+
+def checkpoint_info(model_name: str, weights) -> CheckpointInfo:
+    """What a checkpoint file says about its model: the metadata of ``cnnlab train``/``finetune``
+    (``classes``, ``input_size``, ``mean``, ``std``), else the classifier weight's rows."""
     from ..weights import read_checkpoint, strip_prefixes
 
     if not isinstance(weights, str | os.PathLike) or not Path(weights).exists():
-        return 1000, None  # create_model reports the bad value
+        return CheckpointInfo()  # create_model reports the bad value
     sd, meta = read_checkpoint(weights)
-    names = json.loads(meta["class_names"]) if "class_names" in meta else None
+    info = CheckpointInfo(names=_json_meta(meta, "classes") or _json_meta(meta, "class_names"))
+    size, mean, std = (_json_meta(meta, k) for k in ("input_size", "mean", "std"))
+    if size and mean and std:
+        info.data = {"input_size": tuple(size), "mean": tuple(mean), "std": tuple(std)}
+        info.in_chans = int(size[0])
     if str(meta.get("num_classes", "")).isdigit():
-        return int(meta["num_classes"]), names
+        info.num_classes = int(meta["num_classes"])
+        return info
     with torch.device("meta"):
         probe = create_model(model_name)
     convert = getattr(probe, "convert_state_dict", None)
     sd = strip_prefixes(sd)
-    sd = convert(sd) if convert else sd
-    weight = sd.get(f"{probe.classifier_path}.weight")
-    return (int(weight.shape[0]) if weight is not None and weight.ndim == 2 else 1000), names
+    weight = (convert(sd) if convert else sd).get(f"{probe.classifier_path}.weight")
+    if weight is not None and weight.ndim == 2:
+        info.num_classes = int(weight.shape[0])
+    return info
+
+
+def _json_meta(meta: dict, key: str):
+    try:
+        return json.loads(meta[key]) if key in meta else None
+    except json.JSONDecodeError:
+        return None
