@@ -108,6 +108,11 @@ def test_googlenet_paper_aux_heads_in_training_only():
     assert isinstance(no_aux(x[:, :, :64, :64]), torch.Tensor)
 
 
+def test_googlenet_transform_input_needs_three_channels():
+    with pytest.raises(cnnlab.CnnlabError, match="transform_input"):
+        cnnlab.create_model("googlenet", in_chans=1, transform_input=True)
+
+
 def test_googlenet_paper_without_batch_norm_has_conv_biases():
     model = build("googlenet_paper", batch_norm=False, aux_logits=False)
     assert not any(isinstance(m, nn.BatchNorm2d) for m in model.modules())

@@ -194,26 +194,26 @@ class GoogLeNet(ClassifierModel):
         x = self.maxpool2(self.lrn2(self.conv3(self.conv2(x))))
         return self.maxpool3(self.inception3b(self.inception3a(x)))  # N x 480 x 14 x 14
 
-    def _forward_with_aux(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def _forward_with_aux(self, x: torch.Tensor, with_aux: bool) -> tuple[torch.Tensor, list[torch.Tensor]]:
         aux = []
         x = self.inception4a(self._stem(x))
-        if self.aux1 is not None and self.training:
+        if with_aux:
             aux.append(self.aux1(x))
         x = self.inception4d(self.inception4c(self.inception4b(x)))
-        if self.aux2 is not None and self.training:
+        if with_aux:
             aux.append(self.aux2(x))
         x = self.maxpool4(self.inception4e(x))
         return self.inception5b(self.inception5a(x)), aux  # N x 1024 x 7 x 7
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self._forward_with_aux(x)[0]
+        return self._forward_with_aux(x, with_aux=False)[0]
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         x = self.dropout(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
         return x if pre_logits else self.fc(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | GoogLeNetOutputs:
-        feats, aux = self._forward_with_aux(x)
+        feats, aux = self._forward_with_aux(x, with_aux=self.aux_logits and self.training)
         logits = self.forward_head(feats)
         return GoogLeNetOutputs(logits, *aux) if aux else logits
 
