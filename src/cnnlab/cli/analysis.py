@@ -61,7 +61,7 @@ def _padding(text: str):
 
 def _ints(text: str, what: str) -> list[int]:
     try:
-        return [int(v) for v in text.replace("x", ",").split(",") if v.strip()]
+        return [int(v) for v in text.split(",")]
     except ValueError:
         raise CnnlabError(f"bad {what} {text!r}; write integers separated by commas, e.g. 3,3") from None
 
@@ -114,7 +114,7 @@ def run_cost_separable(args) -> int:
 def run_cost_stack(args) -> int:
     from ..analysis import cost
 
-    size = _ints(args.size, "--size")
+    size = _ints(args.size.replace("x", ","), "--size")
     if len(size) != 2:
         raise CnnlabError(f"bad --size {args.size!r}; write it as HxW, e.g. 28x28")
     kernels = _ints(args.kernels, "--kernels")
