@@ -14,7 +14,8 @@ def topk_correct(logits: torch.Tensor, target: torch.Tensor, ks: tuple[int, ...]
     kmax = min(max(ks), logits.shape[1])
     top = logits.topk(kmax, dim=1).indices
     hit = top.eq(target.view(-1, 1))
-    return [int(hit[:, : min(k, kmax)].any(dim=1).sum().item()) for k in ks]
+    counts = torch.stack([hit[:, : min(k, kmax)].any(dim=1).sum() for k in ks])
+    return [int(c) for c in counts.tolist()]  # one device-to-host copy
 
 
 class RunningStats:

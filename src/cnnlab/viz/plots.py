@@ -12,6 +12,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from ..utils.io import atomic_path  # noqa: E402
 
@@ -35,12 +36,15 @@ def plot_curves(history: list[dict], path: str | os.PathLike, title: str = "") -
         ax.grid(alpha=0.3)
         ax.legend()
     best = max(history, key=lambda r: r["val_top1"])
-    axes[1].annotate(f"best {best['val_top1']:.2f}%", (best["epoch"], best["val_top1"]),
-                     textcoords="offset points", xytext=(0, -14), ha="center", fontsize=8)
+    axes[1].plot([best["epoch"]], [best["val_top1"]], "*", ms=12, color="tab:red",
+                 label=f"best {best['val_top1']:.2f}% (epoch {best['epoch']})")
+    axes[1].legend(loc="lower right")
     axes[2].plot(epochs, [r["lr"] for r in history], "o-", ms=3, color="tab:green")
     axes[2].set_xlabel("epoch")
     axes[2].set_ylabel("learning rate (end of epoch)")
     axes[2].grid(alpha=0.3)
+    for ax in axes:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if title:
         fig.suptitle(title)
     fig.tight_layout()
