@@ -43,7 +43,7 @@ class ConvBNAct(nn.Sequential):
         if padding is None:
             padding = (kernel_size - 1) // 2 * dilation
         layers: list[nn.Module] = [
-            conv_layer(in_ch, out_ch, kernel_size, stride, padding, dilation=dilation, groups=groups,
+            conv_layer(in_ch, out_ch, kernel_size, stride, padding=padding, dilation=dilation, groups=groups,
                        bias=norm_layer is None)
         ]
         if norm_layer is not None:
