@@ -98,6 +98,7 @@ def compare_text(rows: list[dict]) -> str:
 def plot_compare(rows: list[dict], path: str | Path) -> Path:
     """MACs against parameters, bubble area proportional to training activations per image."""
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -112,9 +113,13 @@ def plot_compare(rows: list[dict], path: str | Path) -> Path:
         ax.annotate(r["model"], (x, y), textcoords="offset points", xytext=(6, 6), fontsize=8)
     ax.set_xscale("log")
     ax.set_yscale("log")
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _p: f"{v:g}"))
     ax.set_xlabel("GMACs per image (log)")
     ax.set_ylabel("parameters, millions (log)")
-    ax.set_title("Cost of the models (bubble area: training activations per image)")
+    top = max(rows, key=lambda r: r["activation_bytes"])
+    ax.set_title("Cost of the models (bubble area: training activations per image; "
+                 f"largest {top['model']} {top['activation_bytes'] / 2**20:.0f} MB)", fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
     with atomic_path(path) as tmp:
