@@ -67,8 +67,13 @@ def apply_overrides(config, values: dict, origin: str = "config"):
 
 
 def coerce(value, hint, key: str):
-    """``value`` converted to ``hint`` (int, float, bool, str, their ``| None`` forms)."""
+    """``value`` converted to ``hint`` (int, float, bool, str, list[str], their ``| None`` forms)."""
     args = typing.get_args(hint)
+    if typing.get_origin(hint) is list:
+        items = [value] if isinstance(value, str) else value
+        if not isinstance(items, list | tuple):
+            raise CnnlabError(f"{key} must be a list, got {value!r}")
+        return [coerce(v, args[0], key) for v in items]
     if typing.get_origin(hint) in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None

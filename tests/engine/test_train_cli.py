@@ -93,3 +93,16 @@ def test_ctrl_c_checkpoints_and_exits_cleanly_then_resumes(tmp_path, tiny_folder
     resumed = run_cli(["train", "--resume", str(state.parent), "--epochs", str(saved["epoch"] + 1)], cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     assert torch.load(state, weights_only=True)["epoch"] == saved["epoch"] + 1
+
+
+def test_non_finite_loss_names_the_step_and_keeps_the_last_checkpoint(tmp_path, tiny_folder):
+    args = ["train", "--data", str(tiny_folder), *TINY_ARGS, "--optimizer", "sgd", "--lr", "1e8", "--epochs", "5",
+            "--checkpoint-every", "1", "--name", "nf", "--out", "runs"]
+    proc = run_cli(args, cwd=tmp_path)
+    assert proc.returncode == 2
+    line = proc.stderr.strip().splitlines()[-1]
+    assert "the loss became" in line and "at step" in line and "last good checkpoint" in line, line
+    step = int(line.split("at step ")[1].split(" ")[0])
+    state = torch.load(tmp_path / "runs" / "nf" / "state.pt", weights_only=True)
+    assert state["step"] == step - 1
+    assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())

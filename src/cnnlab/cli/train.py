@@ -70,7 +70,15 @@ def register(subparsers) -> None:
             p.add_argument(flag, action=BOOL, default=S, help=text)
         else:
             p.add_argument(flag, type=kind, default=S, help=text)
+    add_aug_flag(p)
     p.set_defaults(func=run)
+
+
+def add_aug_flag(p) -> None:
+    """``--aug NAME=VALUE`` (repeatable): one field of the augmentation preset (kept out of FLAGS, whose
+    entries all take one value)."""
+    p.add_argument("--aug", action="append", default=S, metavar="NAME=VALUE",
+                   help="change one field of the augmentation preset, e.g. --aug rotate=8 (repeatable)")
 
 
 def run(args) -> int:

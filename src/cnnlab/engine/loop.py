@@ -105,6 +105,7 @@ class Trainer:
         self.best: dict = {}
         self.bad_epochs = 0
         self._stop_requested = False
+        self._loader = None
 
     # -- set-up -------------------------------------------------------------------------------------
     def _batches_per_epoch(self) -> int:
@@ -195,9 +196,7 @@ class Trainer:
         c = self.config
         self.set_train_mode(self.model)
         self.sampler.set_epoch(self.epoch, skip=self.batch_in_epoch * c.batch_size)
-        loader = make_loader(self.train_data, batch_size=c.batch_size, sampler=EpochIndices(self.sampler, len(
-            self.train_data)), workers=c.workers, seed=c.seed, drop_last=self.drop_last, device=self.device.type)
-        it = iterate(loader)
+        it = iterate(self._train_loader())
         bar = tqdm(total=self.batches_per_epoch, initial=self.batch_in_epoch, desc=f"epoch {self.epoch + 1}",
                    leave=False, disable=not (c.progress and self.info.is_main and sys.stderr.isatty()),
                    unit="batch", dynamic_ncols=True)
@@ -220,6 +219,15 @@ class Trainer:
                         self._checkpoint("step")
         self.epoch_seconds += time.perf_counter() - start
         return True
+
+    def _train_loader(self):
+        """One loader for the whole run (worker processes persist); the sampler sets each epoch."""
+        if self._loader is None:
+            c = self.config
+            keys = EpochIndices(self.sampler, len(self.train_data))
+            self._loader = make_loader(self.train_data, batch_size=c.batch_size, sampler=keys, workers=c.workers,
+                                       seed=c.seed, drop_last=self.drop_last, device=self.device.type)
+        return self._loader
 
     def _micro_step(self, x, y, sync: bool) -> float:
         c = self.config

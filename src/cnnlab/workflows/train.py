@@ -50,6 +50,7 @@ class TrainConfig(FitConfig):
     in_chans: int | None = None  # default: the data's native channels, else the model's default (3)
     input_size: int | None = None  # side in pixels; default: the data's native size, else the model's
     augment: str | None = None  # a preset of cnnlab.data.PRESETS; default: "digits" on digits, else "none"
+    aug: list[str] = field(default_factory=list)  # preset field overrides, "NAME=VALUE" (e.g. "rotate=8")
     dropout: float | None = None  # replaces p of every nn.Dropout of the model
     name: str | None = None  # run folder name; default <model>-<data>, numbered when taken
     out: str = "runs"

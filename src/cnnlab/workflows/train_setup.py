@@ -88,12 +88,15 @@ def data_setup(config, splits, model: nn.Module) -> DataSetup:
     minimum = getattr(model, "min_input_size", None)
     if minimum and size < (minimum if isinstance(minimum, int) else minimum[-1]):
         raise CnnlabError(f"--input-size {size} is too small for {config.model} (at least {minimum})")
+    from ..cli.data import parse_aug_options
+
     preset = config.augment or AUTO_AUGMENT.get(config.data, "none")
-    pca = splits.pca if resolve_augment(preset).pca_std else None
+    options = parse_aug_options(config.aug)
+    pca = splits.pca if resolve_augment(preset, **options).pca_std else None
     common = {"input_size": size, "mean": splits.mean, "std": splits.std, "interpolation": cfg.interpolation,
               "crop_pct": cfg.crop_pct}
     return DataSetup((len(splits.mean), size, size), tuple(splits.mean), tuple(splits.std), preset,
-                     build_transform(preset, train=True, pca=pca, **common),
+                     build_transform(preset, train=True, pca=pca, **common, **options),
                      build_transform(preset, train=False, **common))
 
 
