@@ -1,1 +1,168 @@
-"""(placeholder: this family is being written)"""
+"""DenseNet: Huang, Liu, van der Maaten, Weinberger, "Densely Connected Convolutional Networks",
+arXiv:1608.06993.
+
+Every layer of a dense block sees the concatenation of all earlier feature maps of the block and adds
+``growth_rate`` (k) new ones. The "BC" form is used throughout: a 1x1 bottleneck to ``bn_size * k``
+channels before each 3x3 (B), and transitions that shrink the channels by ``compression`` (theta, C).
+
+* ``densenet121/161/169/201``: the ImageNet networks of Table 1 (7x7/2 stem conv + 3x3/2 max-pool,
+  four blocks, theta = 0.5, bn_size = 4), with torchvision's parameter names (``features.conv0``,
+  ``features.denseblock1.denselayer1.norm1``, ``features.transition1.conv``, ``classifier``). Old
+  torchvision checkpoints named ``...denselayer1.norm.1.weight`` are renamed on load.
+* ``densenet_bc100_k12``: the CIFAR DenseNet-BC (L = 100, k = 12) of Table 2: a 3x3 stem conv with 2k
+  filters, three blocks of 16 bottleneck layers on 32x32, 16x16 and 8x8 maps; 769,162 parameters at
+  10 classes.
+
+Deviation: the paper's dropout (0.2, CIFAR without augmentation only) is the ``drop_rate`` option,
+0 by default; torchvision's memory-efficient (checkpointed) mode is not implemented.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import OrderedDict
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..registry import register_model
+from .base import ClassifierModel, DataConfig, Stage
+from .resnet_cifar import CIFAR_CFG
+
+
+class DenseNetCfg(NamedTuple):
+    growth_rate: int  # k: feature maps each layer adds
+    block_config: tuple[int, ...]  # layers per dense block
+    num_init_features: int  # channels of the stem conv
+    stem: str = "imagenet"  # "imagenet": 7x7/2 conv, BN, ReLU, 3x3/2 max-pool; "cifar": one 3x3 conv
+    bn_size: int = 4  # bottleneck width = bn_size * k
+    compression: float = 0.5  # theta: a transition keeps floor(theta * channels)
+
+
+VARIANTS: dict[str, DenseNetCfg] = {
+    "densenet121": DenseNetCfg(32, (6, 12, 24, 16), 64),
+    "densenet161": DenseNetCfg(48, (6, 12, 36, 24), 96),
+    "densenet169": DenseNetCfg(32, (6, 12, 32, 32), 64),
+    "densenet201": DenseNetCfg(32, (6, 12, 48, 32), 64),
+    "densenet_bc100_k12": DenseNetCfg(12, (16, 16, 16), 24, stem="cifar"),
+}
+
+
+def imagenet_stem(in_chans: int, out_ch: int) -> list[tuple[str, nn.Module]]:
+    return [("conv0", nn.Conv2d(in_chans, out_ch, 7, 2, 3, bias=False)), ("norm0", nn.BatchNorm2d(out_ch)),
+            ("relu0", nn.ReLU(inplace=True)), ("pool0", nn.MaxPool2d(3, 2, 1))]
+
+
+def cifar_stem(in_chans: int, out_ch: int) -> list[tuple[str, nn.Module]]:
+    return [("conv0", nn.Conv2d(in_chans, out_ch, 3, 1, 1, bias=False))]
+
+
+STEMS = {"imagenet": (imagenet_stem, 4), "cifar": (cifar_stem, 1)}  # builder, reduction
+
+
+class DenseLayer(nn.Module):
+    """BN-ReLU-conv1x1 (bn_size * k) - BN-ReLU-conv3x3 (k), optional dropout."""
+
+    def __init__(self, in_ch: int, growth_rate: int, bn_size: int, drop_rate: float) -> None:
+        super().__init__()
+        mid = bn_size * growth_rate
+        self.norm1, self.relu1 = nn.BatchNorm2d(in_ch), nn.ReLU(inplace=True)
+        self.conv1 = nn.Conv2d(in_ch, mid, 1, bias=False)
+        self.norm2, self.relu2 = nn.BatchNorm2d(mid), nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(mid, growth_rate, 3, 1, 1, bias=False)
+        self.drop_rate = drop_rate
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv1(self.relu1(self.norm1(x)))
+        x = self.conv2(self.relu2(self.norm2(x)))
+        return F.dropout(x, self.drop_rate, self.training) if self.drop_rate > 0 else x
+
+
+class DenseBlock(nn.ModuleDict):
+    """``num_layers`` dense layers; layer i sees in_ch + i * k channels; output in_ch + L * k."""
+
+    def __init__(self, num_layers: int, in_ch: int, cfg: DenseNetCfg, drop_rate: float) -> None:
+        super().__init__({f"denselayer{i + 1}": DenseLayer(in_ch + i * cfg.growth_rate, cfg.growth_rate,
+                                                           cfg.bn_size, drop_rate) for i in range(num_layers)})
+        self.out_channels = in_ch + num_layers * cfg.growth_rate
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        features = [x]
+        for layer in self.values():
+            features.append(layer(torch.cat(features, 1)))
+        return torch.cat(features, 1)
+
+
+def transition(in_ch: int, out_ch: int) -> nn.Sequential:
+    """BN-ReLU-conv1x1-avgpool 2x2/2 between dense blocks."""
+    return nn.Sequential(OrderedDict(norm=nn.BatchNorm2d(in_ch), relu=nn.ReLU(inplace=True),
+                                     conv=nn.Conv2d(in_ch, out_ch, 1, bias=False), pool=nn.AvgPool2d(2, 2)))
+
+
+# torchvision's pre-0.3 checkpoints: "denselayer1.norm.1.weight" for "denselayer1.norm1.weight".
+OLD_TV_KEY = re.compile(r"(denselayer\d+\.(?:norm|relu|conv))\.([12])\.")
+
+
+class DenseNet(ClassifierModel):
+    """Stem, dense blocks joined by transitions, final BN (``features.norm5``), ReLU, GAP, classifier."""
+
+    classifier_path = "classifier"
+
+    def __init__(self, cfg: DenseNetCfg, num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.0,
+                 data: DataConfig | None = None) -> None:
+        super().__init__()
+        make_stem, reduction = STEMS[cfg.stem]
+        self.num_classes = num_classes
+        layers, stages, ch = make_stem(in_chans, cfg.num_init_features), [], cfg.num_init_features
+        for i, num_layers in enumerate(cfg.block_config):
+            block = DenseBlock(num_layers, ch, cfg, drop_rate)
+            layers.append((f"denseblock{i + 1}", block))
+            ch = block.out_channels
+            stages.append(Stage(f"features.denseblock{i + 1}", ch, reduction))
+            if i != len(cfg.block_config) - 1:
+                out = math.floor(ch * cfg.compression)
+                layers.append((f"transition{i + 1}", transition(ch, out)))
+                ch, reduction = out, reduction * 2
+        layers.append(("norm5", nn.BatchNorm2d(ch)))
+        self.features = nn.Sequential(OrderedDict(layers))
+        self.num_features = ch
+        self.classifier = nn.Linear(ch, num_classes) if num_classes > 0 else nn.Identity()
+        self.stages = tuple(stages)
+        self.default_cfg = (data or DataConfig()).with_channels(in_chans)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight)
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Linear):
+                nn.init.zeros_(m.bias)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.features(x))
+
+    def convert_state_dict(self, sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {OLD_TV_KEY.sub(r"\1\2.", k): v for k, v in sd.items()}
+
+
+PAPER = "Huang et al. 2016, arXiv:1608.06993"
+
+
+def _register(name: str, loads: tuple[str, ...], native: dict | None = None, data: DataConfig | None = None):
+    def builder(num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.0) -> DenseNet:
+        return DenseNet(VARIANTS[name], num_classes, in_chans, drop_rate, data)
+
+    builder.__name__ = builder.__qualname__ = name
+    builder.__doc__ = f"{name}: {PAPER}; {VARIANTS[name]}."
+    register_model(name, family="densenet", paper=PAPER, loads=loads, native=native)(builder)
+
+
+for _name in ("densenet121", "densenet161", "densenet169", "densenet201"):
+    _register(_name, (f"torchvision:{_name}", f"timm:{_name}"))
+_register("densenet_bc100_k12", (), native={"num_classes": 10}, data=CIFAR_CFG)

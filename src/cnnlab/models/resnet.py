@@ -1,1 +1,369 @@
-"""(placeholder: this family is being written)"""
+"""ResNet and the families that are options of it, for ImageNet-size inputs.
+
+* ResNet: He, Zhang, Ren, Sun, "Deep Residual Learning for Image Recognition", arXiv:1512.03385.
+* Wide ResNet: Zagoruyko, Komodakis, "Wide Residual Networks", arXiv:1605.07146 (torchvision's
+  ImageNet form: the bottleneck's 3x3 twice as wide).
+* ResNeXt: Xie, Girshick, Dollar, Tu, He, "Aggregated Residual Transformations for Deep Neural
+  Networks", arXiv:1611.05431 (cardinality = ``groups`` of one grouped 3x3 conv, form (c) of Fig. 3).
+* SENet: Hu, Shen, Sun, "Squeeze-and-Excitation Networks", arXiv:1709.01507 (an SE gate after the last
+  BN of each residual branch, reduction r = 16).
+* Pre-activation ResNet: He, Zhang, Ren, Sun, "Identity Mappings in Deep Residual Networks",
+  arXiv:1603.05027.
+
+Two placements of the stride in a bottleneck are offered, named plainly:
+
+* **v1** (``*_v1``, the paper and its Caffe release): stride 2 on the first 1x1 conv, and the stem's
+  max-pool is 3x3/2 without padding in ceil mode (Caffe's pooling; timm's ``legacy_seresnet50`` keeps it).
+* **v1.5** (no suffix, torchvision's): stride 2 on the 3x3 conv and a padded max-pool. Same
+  parameters, more MACs (ResNet-50: 4.09 G vs 3.86 G at 224x224), about +0.5% top-1.
+
+Parameter names are torchvision's (``conv1``, ``bn1``, ``layer1.0.conv2``, ``downsample.0``,
+``fc``); the SE gate is ``layerX.Y.se.fc1/fc2`` as in timm's ``seresnet50``. Other layouts (timm's legacy
+SENet, timm's ``resnetv2_50``) are renamed by ``convert_state_dict`` when a checkpoint is loaded.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from ..errors import CnnlabError
+from ..registry import register_model
+from .base import ClassifierModel, DataConfig, Stage
+from .layers import SqueezeExcite
+
+
+class ResNetCfg(NamedTuple):
+    """One row of the stage table; every field can be overridden as a ``create_model`` keyword."""
+
+    block: str  # "basic" (3x3, 3x3) or "bottleneck" (1x1, 3x3, 1x1; expansion 4)
+    depths: tuple[int, ...]  # residual blocks in conv2_x .. conv5_x (paper Table 1)
+    cardinality: int = 1  # groups of the 3x3 conv (ResNeXt's C)
+    base_width: int = 64  # width of one group of the 3x3 at stage 1 (ResNeXt's d; Wide ResNet: 128)
+    stride_on_1x1: bool = False  # True: the paper's v1; False: torchvision's v1.5
+    caffe_pool: bool = False  # stem pool 3x3/2, no padding, ceil mode (the v1 Caffe models)
+    attn_layer: str | None = None  # "se": squeeze-and-excitation on each residual branch
+    se_reduction: int = 16  # SE squeeze ratio r (SENet section 6.1)
+
+
+D18, D34, D50, D101, D152 = (2, 2, 2, 2), (3, 4, 6, 3), (3, 4, 6, 3), (3, 4, 23, 3), (3, 8, 36, 3)
+V1 = {"stride_on_1x1": True, "caffe_pool": True}
+SE = {"attn_layer": "se"}
+
+VARIANTS: dict[str, ResNetCfg] = {
+    "resnet18": ResNetCfg("basic", D18),
+    "resnet34": ResNetCfg("basic", D34),
+    "resnet50": ResNetCfg("bottleneck", D50),
+    "resnet101": ResNetCfg("bottleneck", D101),
+    "resnet152": ResNetCfg("bottleneck", D152),
+    "resnet50_v1": ResNetCfg("bottleneck", D50, **V1),
+    "resnet101_v1": ResNetCfg("bottleneck", D101, **V1),
+    "resnet152_v1": ResNetCfg("bottleneck", D152, **V1),
+    "wide_resnet50_2": ResNetCfg("bottleneck", D50, base_width=128),
+    "wide_resnet101_2": ResNetCfg("bottleneck", D101, base_width=128),
+    "resnext50_32x4d": ResNetCfg("bottleneck", D50, cardinality=32, base_width=4),
+    "resnext101_32x8d": ResNetCfg("bottleneck", D101, cardinality=32, base_width=8),
+    "resnext101_64x4d": ResNetCfg("bottleneck", D101, cardinality=64, base_width=4),
+    "se_resnet50": ResNetCfg("bottleneck", D50, **SE),
+    "se_resnet101": ResNetCfg("bottleneck", D101, **SE),
+    "se_resnext50_32x4d": ResNetCfg("bottleneck", D50, cardinality=32, base_width=4, **SE),
+    "se_resnet50_v1": ResNetCfg("bottleneck", D50, **V1, **SE),
+}
+STAGE_PLANES = (64, 128, 256, 512)
+
+
+def _se(channels: int, reduction: int) -> nn.Module:
+    return SqueezeExcite(channels, channels // reduction)
+
+
+ATTN_LAYERS = {"se": _se}
+
+
+def make_attn(cfg: ResNetCfg, channels: int) -> nn.Module | None:
+    if cfg.attn_layer is None:
+        return None
+    if cfg.attn_layer not in ATTN_LAYERS:
+        raise CnnlabError(f"unknown attn_layer {cfg.attn_layer!r}; choose one of {sorted(ATTN_LAYERS)} or None")
+    return ATTN_LAYERS[cfg.attn_layer](channels, cfg.se_reduction)
+
+
+def projection(in_ch: int, out_ch: int, stride: int) -> nn.Sequential | None:
+    """Shortcut option B of the paper: a 1x1 conv + BN only where the shape changes."""
+    if stride == 1 and in_ch == out_ch:
+        return None
+    return nn.Sequential(nn.Conv2d(in_ch, out_ch, 1, stride, bias=False), nn.BatchNorm2d(out_ch))
+
+
+class ResidualBlock(nn.Module):
+    """relu(SE(residual(x)) + shortcut(x)); subclasses build the layers and define ``residual``."""
+
+    se: nn.Module | None
+    downsample: nn.Module | None
+    relu: nn.Module
+
+    def residual(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.residual(x)
+        if self.se is not None:
+            out = self.se(out)
+        shortcut = x if self.downsample is None else self.downsample(x)
+        return self.relu(out + shortcut)
+
+
+class BasicBlock(ResidualBlock):
+    """Two 3x3 convs (ResNet-18/34); the stride is on the first."""
+
+    expansion = 1
+
+    def __init__(self, in_ch: int, planes: int, stride: int, cfg: ResNetCfg) -> None:
+        super().__init__()
+        if cfg.cardinality != 1 or cfg.base_width != 64:
+            raise CnnlabError("the basic block has no cardinality/base_width; use a bottleneck variant")
+        self.conv1 = nn.Conv2d(in_ch, planes, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.se = make_attn(cfg, planes)
+        self.downsample = projection(in_ch, planes, stride)
+
+    def residual(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x)))))
+
+
+class Bottleneck(ResidualBlock):
+    """1x1 (reduce) - 3x3 (grouped for ResNeXt) - 1x1 (expand x4); see ``ResNetCfg`` for the stride."""
+
+    expansion = 4
+
+    def __init__(self, in_ch: int, planes: int, stride: int, cfg: ResNetCfg) -> None:
+        super().__init__()
+        width = int(planes * cfg.base_width / 64) * cfg.cardinality
+        out_ch = planes * self.expansion
+        s1, s3 = (stride, 1) if cfg.stride_on_1x1 else (1, stride)
+        self.conv1 = nn.Conv2d(in_ch, width, 1, s1, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.conv2 = nn.Conv2d(width, width, 3, s3, 1, groups=cfg.cardinality, bias=False)
+        self.bn2 = nn.BatchNorm2d(width)
+        self.conv3 = nn.Conv2d(width, out_ch, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(out_ch)
+        self.relu = nn.ReLU(inplace=True)
+        self.se = make_attn(cfg, out_ch)
+        self.downsample = projection(in_ch, out_ch, stride)
+
+    def residual(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.relu(self.bn1(self.conv1(x)))
+        x = self.relu(self.bn2(self.conv2(x)))
+        return self.bn3(self.conv3(x))
+
+
+BLOCKS = {"basic": BasicBlock, "bottleneck": Bottleneck}
+
+# timm's legacy SENet (``legacy_seresnet50``) -> our names.
+LEGACY_SENET_RENAMES = ((r"^layer0\.(conv1|bn1)\.", r"\1."), (r"\.se_module\.", ".se."), (r"^last_linear\.", "fc."))
+
+
+def rename_keys(sd: dict[str, torch.Tensor], rules) -> dict[str, torch.Tensor]:
+    out = {}
+    for k, v in sd.items():
+        for pattern, repl in rules:
+            k = re.sub(pattern, repl, k)
+        out[k] = v
+    return out
+
+
+def init_conv_bn(model: nn.Module) -> None:
+    """He (fan-out) normal init for convs, BN at (1, 0): torchvision's scheme."""
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
+class ResNet(ClassifierModel):
+    """7x7/2 stem, 3x3/2 max-pool, four stages of residual blocks (strides 1, 2, 2, 2), GAP, fc."""
+
+    classifier_path = "fc"
+
+    def __init__(self, cfg: ResNetCfg, num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.0):
+        super().__init__()
+        block = BLOCKS[cfg.block]
+        self.cfg, self.num_classes = cfg, num_classes
+        self.conv1 = nn.Conv2d(in_chans, 64, 7, 2, 3, bias=False)  # H -> H/2
+        self.bn1 = nn.BatchNorm2d(64)
+        self.relu = nn.ReLU(inplace=True)
+        pool = nn.MaxPool2d(3, 2, 0, ceil_mode=True) if cfg.caffe_pool else nn.MaxPool2d(3, 2, 1)
+        self.maxpool = pool  # H/2 -> H/4
+        in_ch, stages = 64, []
+        for i, (planes, depth) in enumerate(zip(STAGE_PLANES, cfg.depths)):
+            stride = 1 if i == 0 else 2
+            blocks = [block(in_ch if j == 0 else planes * block.expansion, planes, stride if j == 0 else 1, cfg)
+                      for j in range(depth)]
+            self.add_module(f"layer{i + 1}", nn.Sequential(*blocks))
+            in_ch = planes * block.expansion
+            stages.append(Stage(f"layer{i + 1}", in_ch, 4 * 2**i))
+        self.num_features = in_ch
+        self.head_drop = nn.Dropout(drop_rate) if drop_rate > 0 else None
+        self.fc = nn.Linear(in_ch, num_classes) if num_classes > 0 else nn.Identity()
+        self.stages = tuple(stages)
+        self.default_cfg = DataConfig().with_channels(in_chans)
+        init_conv_bn(self)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        return self.layer4(self.layer3(self.layer2(self.layer1(x))))
+
+    def convert_state_dict(self, sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """torchvision and timm ``resnet*``/``seres*`` keys are ours; timm legacy SENet keys are renamed."""
+        return rename_keys(sd, LEGACY_SENET_RENAMES)
+
+
+# --- pre-activation ---------------------------------------------------------------------------
+
+
+class PreActBottleneck(nn.Module):
+    """BN-ReLU-1x1, BN-ReLU-3x3 (stride), BN-ReLU-1x1 (x4), added to an untouched shortcut (Fig. 4e).
+
+    Where the shape changes, the 1x1 projection shortcut takes the pre-activated input, so the first
+    BN-ReLU is shared by both paths (the paper's code for the unit after a stand-alone conv).
+    """
+
+    expansion = 4
+
+    def __init__(self, in_ch: int, planes: int, stride: int = 1) -> None:
+        super().__init__()
+        out_ch = planes * self.expansion
+        self.norm1, self.conv1 = nn.BatchNorm2d(in_ch), nn.Conv2d(in_ch, planes, 1, bias=False)
+        self.norm2, self.conv2 = nn.BatchNorm2d(planes), nn.Conv2d(planes, planes, 3, stride, 1, bias=False)
+        self.norm3, self.conv3 = nn.BatchNorm2d(planes), nn.Conv2d(planes, out_ch, 1, bias=False)
+        self.relu = nn.ReLU(inplace=True)
+        needs_proj = stride != 1 or in_ch != out_ch
+        self.downsample = nn.Conv2d(in_ch, out_ch, 1, stride, bias=False) if needs_proj else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pre = self.relu(self.norm1(x))
+        shortcut = x if self.downsample is None else self.downsample(pre)
+        out = self.conv1(pre)
+        out = self.conv2(self.relu(self.norm2(out)))
+        out = self.conv3(self.relu(self.norm3(out)))
+        return out + shortcut
+
+
+class PreActCfg(NamedTuple):
+    depths: tuple[int, ...]  # bottleneck units per stage
+    planes: tuple[int, ...]  # bottleneck widths per stage (output = 4x)
+    stem: str  # "imagenet": 7x7/2 conv + 3x3/2 pool; "cifar": 3x3 conv, 16 channels
+
+
+PREACT_STEMS = {
+    "imagenet": (lambda c: nn.Sequential(nn.Conv2d(c, 64, 7, 2, 3, bias=False), nn.MaxPool2d(3, 2, 1)), 64, 4),
+    "cifar": (lambda c: nn.Sequential(nn.Conv2d(c, 16, 3, 1, 1, bias=False)), 16, 1),
+}
+# timm ``resnetv2_50`` -> our names.
+RESNETV2_RENAMES = ((r"^stem\.conv\.", "stem.0."), (r"^stages\.(\d+)\.blocks\.", lambda m: f"layer{int(m[1]) + 1}."),
+                    (r"\.downsample\.conv\.", ".downsample."), (r"^head\.fc\.", "fc."))
+
+
+class PreActResNet(ClassifierModel):
+    """Stem, stages of pre-activation bottlenecks (stride 2 on the 3x3 from stage 2), final BN-ReLU, GAP, fc.
+
+    The stride sits on the 3x3 as in timm's ``resnetv2_50`` and the paper's Torch code.
+    """
+
+    classifier_path = "fc"
+
+    def __init__(self, cfg: PreActCfg, num_classes: int = 1000, in_chans: int = 3, data: DataConfig | None = None):
+        super().__init__()
+        make_stem, in_ch, reduction = PREACT_STEMS[cfg.stem]
+        self.num_classes = num_classes
+        self.stem = make_stem(in_chans)
+        stages = []
+        for i, (planes, depth) in enumerate(zip(cfg.planes, cfg.depths)):
+            stride = 1 if i == 0 else 2
+            reduction *= stride
+            units = [PreActBottleneck(in_ch if j == 0 else planes * 4, planes, stride if j == 0 else 1)
+                     for j in range(depth)]
+            self.add_module(f"layer{i + 1}", nn.Sequential(*units))
+            in_ch = planes * 4
+            stages.append(Stage(f"layer{i + 1}", in_ch, reduction))
+        self.norm = nn.BatchNorm2d(in_ch)  # the last unit's output is not yet normalised
+        self.relu = nn.ReLU(inplace=True)
+        self.num_features = in_ch
+        self.fc = nn.Linear(in_ch, num_classes) if num_classes > 0 else nn.Identity()
+        self.stages = tuple(stages)
+        self.default_cfg = (data or DataConfig()).with_channels(in_chans)
+        init_conv_bn(self)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)
+        for i in range(len(self.stages)):
+            x = getattr(self, f"layer{i + 1}")(x)
+        return self.relu(self.norm(x))
+
+    def convert_state_dict(self, sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """timm ``resnetv2_50`` keys are renamed; its 1x1-conv classifier becomes our linear one."""
+        sd = rename_keys(sd, RESNETV2_RENAMES)
+        if sd.get("fc.weight") is not None and sd["fc.weight"].ndim == 4:
+            sd["fc.weight"] = sd["fc.weight"].flatten(1)
+        return sd
+
+
+# --- registry ----------------------------------------------------------------------------------
+
+RESNET = "He et al. 2015, arXiv:1512.03385"
+WRN = "Zagoruyko & Komodakis 2016, arXiv:1605.07146"
+RESNEXT = "Xie et al. 2016, arXiv:1611.05431"
+SENET = "Hu et al. 2017, arXiv:1709.01507"
+PREACT = "He et al. 2016, arXiv:1603.05027"
+
+
+def _build(name: str, num_classes: int, in_chans: int, **kw) -> ResNet:
+    cfg = VARIANTS[name]
+    cfg = cfg._replace(**{k: kw.pop(k) for k in list(kw) if k in cfg._fields})
+    return ResNet(cfg, num_classes, in_chans, **kw)
+
+
+def _register(name: str, paper: str, loads: tuple[str, ...] = ()) -> None:
+    def builder(num_classes: int = 1000, in_chans: int = 3, **kw) -> ResNet:
+        return _build(name, num_classes, in_chans, **kw)
+
+    builder.__name__ = builder.__qualname__ = name
+    builder.__doc__ = f"{name}: {paper}; stage table row {VARIANTS[name]}."
+    register_model(name, family="resnet", paper=paper, loads=loads)(builder)
+
+
+# name -> (paper, peer checkpoints it loads); the table's rows say v1 / v1.5, SE, width, cardinality.
+REGISTERED = {
+    "resnet18": (RESNET, ("torchvision:resnet18", "timm:resnet18")),
+    "resnet34": (RESNET, ("torchvision:resnet34", "timm:resnet34")),
+    "resnet50": (RESNET, ("torchvision:resnet50", "timm:resnet50")),
+    "resnet101": (RESNET, ("torchvision:resnet101", "timm:resnet101")),
+    "resnet152": (RESNET, ("torchvision:resnet152", "timm:resnet152")),
+    "resnet50_v1": (RESNET, ()),
+    "resnet101_v1": (RESNET, ()),
+    "resnet152_v1": (RESNET, ()),
+    "wide_resnet50_2": (WRN, ("torchvision:wide_resnet50_2",)),
+    "wide_resnet101_2": (WRN, ("torchvision:wide_resnet101_2",)),
+    "resnext50_32x4d": (RESNEXT, ("torchvision:resnext50_32x4d",)),
+    "resnext101_32x8d": (RESNEXT, ("torchvision:resnext101_32x8d",)),
+    "resnext101_64x4d": (RESNEXT, ("torchvision:resnext101_64x4d",)),
+    "se_resnet50": (SENET, ("timm:seresnet50",)),
+    "se_resnet101": (SENET, ("timm:seresnet101",)),
+    "se_resnext50_32x4d": (SENET, ("timm:seresnext50_32x4d",)),
+    "se_resnet50_v1": (SENET, ("timm:legacy_seresnet50",)),
+}
+for _name, (_paper, _loads) in REGISTERED.items():
+    _register(_name, _paper, _loads)
+
+
+@register_model(family="resnet", paper=PREACT, loads=("timm:resnetv2_50",))
+def preact_resnet50(num_classes: int = 1000, in_chans: int = 3, **kw) -> PreActResNet:
+    """Pre-activation ResNet-50 for ImageNet: 25,549,352 parameters (= timm ``resnetv2_50``)."""
+    return PreActResNet(PreActCfg(D50, STAGE_PLANES, "imagenet"), num_classes, in_chans, **kw)
