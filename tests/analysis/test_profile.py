@@ -196,3 +196,25 @@ def test_bad_input_is_a_cnnlab_error():
         profile(model, (3, 32, 32))
     with pytest.raises(CnnlabError):
         profile(model, (1, 32, 32), batch_size=0)
+
+
+class MixesCpuTensors(nn.Module):
+    """Adds a CPU tensor made in forward: meta tensors refuse it, fake tensors accept it."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+
+    def forward(self, x):
+        return nn.functional.hardswish(self.conv(x) + torch.ones(4, 1, 1, device="cpu"))
+
+
+def test_falls_back_to_fake_tensors():
+    from cnnlab.analysis import receptive_field
+    from cnnlab.analysis.fake_run import Probe, _attempt
+
+    model = MixesCpuTensors()
+    with pytest.raises(RuntimeError):
+        _attempt(model, (3, 8, 8), 1, Probe(), train=False, grad=False, fake=False)
+    assert profile(model, (3, 8, 8)).macs == 4 * 6 * 6 * 27
+    assert receptive_field(model, (3, 8, 8), ["conv"])["conv"].size == 3

@@ -96,7 +96,7 @@ class RFTracer(TorchDispatchMode):
         packet = func.overloadpacket
         if packet in R.MULTI_INPUT:
             return R.MULTI_INPUT[packet](args, out, tracks, tensors)
-        if torch.Tag.pointwise in func.tags:
+        if torch.Tag.pointwise in func.tags or packet in R.EXTRA_POINTWISE:
             return R.pointwise_rule(args, out, tracks, tensors)
         rule = R.RULES.get(packet)
         if rule is not None and isinstance(args[0], torch.Tensor) and args[0] in self.tracks:

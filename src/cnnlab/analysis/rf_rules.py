@@ -275,3 +275,7 @@ for _op in _ops("split", "split_with_sizes", "chunk", "split_copy"):
 RULES.update({aten.select: select_rule, aten.permute: permute_rule, aten.transpose: transpose_rule, aten.slice: slice_rule,
               aten._softmax: softmax_rule, aten.native_layer_norm: layer_norm_rule})
 MULTI_INPUT = {aten.cat: cat_rule}
+# Elementwise ops that lack torch's ``pointwise`` tag.
+EXTRA_POINTWISE = frozenset(_ops("hardswish", "hardswish_", "hardsigmoid", "hardsigmoid_", "mish", "mish_",
+                                 "leaky_relu", "leaky_relu_", "elu", "elu_", "softplus", "prelu", "_prelu_kernel",
+                                 "threshold", "threshold_", "rrelu_with_noise"))
