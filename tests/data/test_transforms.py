@@ -117,3 +117,43 @@ def test_loader_augmentations_are_reproducible_under_a_seed():
     assert not torch.equal(a[0], c[0])
     w1, w2 = first_batch(7, 2), first_batch(7, 2)
     assert torch.equal(w1[0], w2[0])
+
+
+def test_fast_compose_and_resize_match_plain_v2():
+    from torchvision.transforms import v2 as T
+
+    from cnnlab.data.augment import Compose, RandomResizedCrop
+
+    x = tv_tensors.Image(torch.from_numpy(np.array(photo(120, 90))).permute(2, 0, 1).contiguous())
+    ours = Compose([RandomResizedCrop(48, antialias=True), T.RandomHorizontalFlip(), T.ToImage()])
+    theirs = T.Compose([T.RandomResizedCrop(48, antialias=True), T.RandomHorizontalFlip(), T.ToImage()])
+    torch.manual_seed(0)
+    params = ours.transforms[0].make_params([x])
+    a = ours.transforms[0].transform(x, params)
+    b = T.functional.resized_crop(x, **params, size=[48, 48], antialias=True)
+    assert a.shape == b.shape == (3, 48, 48) and (a.int() - b.int()).abs().max() <= 1
+    torch.manual_seed(1)
+    out = ours(x)
+    assert isinstance(out, tv_tensors.Image) and out.shape == (3, 48, 48)
+    assert theirs(x).shape == out.shape
+
+
+def test_jpeg_tensor_path_agrees_with_pil_path(tmp_path):
+    from cnnlab.data import ImageFileDataset
+    from cnnlab.data.datasets import decode_jpeg_file
+    from cnnlab.data.images import BadImage, load_image
+
+    from .conftest import make_exif_rotated, make_truncated, save
+
+    path = save(photo(64, 48), tmp_path / "a.jpg", quality=95)
+    tensor = decode_jpeg_file(str(path))
+    pil = torch.from_numpy(np.array(load_image(path))).permute(2, 0, 1)
+    assert tensor.shape == pil.shape and (tensor.int() - pil.int()).abs().float().mean() < 2
+    assert decode_jpeg_file(str(make_exif_rotated(tmp_path / "r.jpg"))).shape == (3, 40, 20)
+    assert decode_jpeg_file(str(path), "L").shape == (1, 48, 64)
+    assert decode_jpeg_file(str(save(photo(), tmp_path / "p.png"))) is None  # PNG: the PIL path
+    with pytest.raises(BadImage, match="truncated"):
+        decode_jpeg_file(str(make_truncated(tmp_path / "t.jpg")))
+    ds = ImageFileDataset([(str(path), 0)], ["a"],
+                          transform=build_transform("resnet", train=False, input_size=32, mean=MEAN, std=STD))
+    assert ds[0][0].shape == (3, 32, 32)

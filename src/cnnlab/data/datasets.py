@@ -13,6 +13,8 @@ reaches the user once per worker.
 
 from __future__ import annotations
 
+import os
+import warnings
 from collections.abc import Callable
 
 import torch
@@ -20,8 +22,42 @@ from torch.utils.data import Dataset
 from torchvision import tv_tensors
 from torchvision.transforms.v2 import functional as TF
 
-from .images import BadImage, load_image
+from .images import BadImage, exif_orientation, load_image, open_image
 from .report import BadFileReport
+
+with warnings.catch_warnings():  # torchvision 0.29 deprecates its image io in favour of TorchCodec
+    warnings.simplefilter("ignore", DeprecationWarning)
+    try:
+        from torchvision.io import ImageReadMode, decode_jpeg
+        JPEG_MODES = {"RGB": ImageReadMode.RGB, "L": ImageReadMode.GRAY}
+    except ImportError:  # a torchvision without image io: the PIL path is used
+        decode_jpeg, JPEG_MODES = None, {}
+
+
+def decode_jpeg_file(path: str, mode: str = "RGB", draft: int | None = None) -> tv_tensors.Image | None:
+    """A JPEG decoded by ``torchvision.io.decode_jpeg`` (libjpeg-turbo straight into a tensor, about
+    1.5x faster than PIL's decode and copy), EXIF orientation applied; None when the PIL path suits
+    better (not a JPEG, CMYK or other modes, or a big JPEG that draft decoding can shrink).
+    The header is checked by PIL first, so empty files and decompression bombs are refused alike."""
+    if decode_jpeg is None:
+        return None
+    with open(path, "rb") as fh:
+        data = bytearray(os.fstat(fh.fileno()).st_size)
+        fh.readinto(data)
+    im = open_image(path, data)
+    if im.format != "JPEG" or im.mode not in ("RGB", "L") or (draft and min(im.size) >= 2 * draft):
+        return None
+    rotated = exif_orientation(im) != 1  # parsing EXIF again in the decoder costs 0.1 ms: only when needed
+    try:
+        with warnings.catch_warnings():  # torchvision 0.29 warns on every call (deprecated for TorchCodec)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            x = decode_jpeg(torch.frombuffer(data, dtype=torch.uint8),
+                            mode=ImageReadMode.UNCHANGED if im.mode == mode else JPEG_MODES[mode],
+                            apply_exif_orientation=rotated)
+    except RuntimeError as exc:
+        reason = str(exc).rsplit(", ", 1)[-1]  # drop the C++ source location
+        raise BadImage(path, f"{'truncated' if 'truncated' in reason.lower() else 'corrupt'}: {reason}") from None
+    return tv_tensors.Image(x)
 
 
 class TensorImageDataset(Dataset):
@@ -68,9 +104,15 @@ class ImageFileDataset(Dataset):
         return len(self.samples)
 
     def load(self, index: int):
-        """The decoded PIL image of item ``index`` (raises :class:`BadImage`)."""
+        """The decoded image of item ``index`` (raises :class:`BadImage`): a uint8 tensor when the
+        transform accepts tensors and the file is a JPEG, a PIL image otherwise."""
         path = self.samples[index][0]
-        return load_image(path, self.mode, draft=getattr(self.transform, "draft_size", None))
+        draft = getattr(self.transform, "draft_size", None)
+        if getattr(self.transform, "accepts_tensor", False):
+            image = decode_jpeg_file(path, self.mode, draft)
+            if image is not None:
+                return image
+        return load_image(path, self.mode, draft=draft)
 
     def __getitem__(self, index: int):
         for step in range(len(self.samples)):

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import warnings
 
@@ -50,15 +51,16 @@ class BadImage(Exception):
         self.reason = reason
 
 
-def open_image(path: str | os.PathLike) -> Image.Image:
-    """Open (header only, lazily) with bad files and decompression bombs turned into :class:`BadImage`."""
+def open_image(path: str | os.PathLike, data: bytes | None = None) -> Image.Image:
+    """Open (header only, lazily) with bad files and decompression bombs turned into :class:`BadImage`.
+    ``data``: the file's bytes, when the caller has read them already."""
     path = os.fspath(path)
     try:
-        if os.path.getsize(path) == 0:
+        if (len(data) if data is not None else os.path.getsize(path)) == 0:
             raise BadImage(path, "empty file")
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            return Image.open(path)
+            return Image.open(path if data is None else io.BytesIO(data))
     except BadImage:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:

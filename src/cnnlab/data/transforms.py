@@ -21,7 +21,16 @@ from torchvision.transforms import v2 as T
 
 from ..errors import CnnlabError
 from ..models.base import DataConfig
-from .augment import ColorShift, GridDistortion, PCALighting, ToFloatNormalized
+from .augment import (
+    ColorShift,
+    Compose,
+    GridDistortion,
+    PCALighting,
+    RandomResizedCrop,
+    RandomShortestSize,
+    Resize,
+    ToFloatNormalized,
+)
 
 INTERPOLATION = {"bilinear": InterpolationMode.BILINEAR, "bicubic": InterpolationMode.BICUBIC,
                  "nearest": InterpolationMode.NEAREST}
@@ -87,17 +96,17 @@ FULL_VIEW_BASES = ("resize", "pad_crop")  # evaluation sees the whole image for 
 def _base_ops(aug: Augment, size: int, interp) -> list:
     """The geometric crop of the preset (see :class:`Augment`)."""
     if aug.base == "resize":
-        return [T.Resize((size, size), interpolation=interp, antialias=True)]
+        return [Resize((size, size), interpolation=interp, antialias=True)]
     if aug.base == "crop":
         side = round(size * 256 / 224)
-        return [T.Resize(side, interpolation=interp, antialias=True), T.CenterCrop(side), T.RandomCrop(size)]
+        return [Resize(side, interpolation=interp, antialias=True), T.CenterCrop(side), T.RandomCrop(size)]
     if aug.base == "rrc":
-        return [T.RandomResizedCrop(size, scale=aug.scale, ratio=aug.ratio, interpolation=interp, antialias=True)]
+        return [RandomResizedCrop(size, scale=aug.scale, ratio=aug.ratio, interpolation=interp, antialias=True)]
     if aug.base == "scale_jitter":
         sides = list(range(round(size * aug.jitter[0]), round(size * aug.jitter[1]) + 1))
-        return [T.RandomShortestSize(sides, interpolation=interp, antialias=True), T.RandomCrop(size)]
+        return [RandomShortestSize(sides, interpolation=interp, antialias=True), T.RandomCrop(size)]
     if aug.base == "pad_crop":
-        return [T.Resize((size, size), interpolation=interp, antialias=True), T.RandomCrop(size, padding=aug.padding)]
+        return [Resize((size, size), interpolation=interp, antialias=True), T.RandomCrop(size, padding=aug.padding)]
     raise CnnlabError(f"unknown crop base '{aug.base}'; use one of resize, crop, rrc, scale_jitter, pad_crop")
 
 
@@ -123,7 +132,7 @@ def _photometric(aug: Augment, pca) -> list:
     return ops
 
 
-def train_transform(aug: Augment, size: int, mean, std, interpolation: str = "bilinear", pca=None) -> T.Compose:
+def train_transform(aug: Augment, size: int, mean, std, interpolation: str = "bilinear", pca=None) -> Compose:
     interp = INTERPOLATION[interpolation]
     ops = _base_ops(aug, size, interp)
     if aug.rotate or aug.shear or aug.translate:
@@ -144,8 +153,9 @@ def train_transform(aug: Augment, size: int, mean, std, interpolation: str = "bi
         ops += [T.ToDtype(torch.float32, scale=True), *photometric, T.Normalize(list(mean), list(std))]
     else:
         ops.append(ToFloatNormalized(mean, std))
-    transform = T.Compose(ops)
+    transform = Compose(ops)
     transform.draft_size = _draft_size(aug, size)
+    transform.accepts_tensor = True  # datasets may hand it uint8 tensors (torchvision.io JPEG decoding)
     return transform
 
 
@@ -178,7 +188,8 @@ def build_transform(preset: str | None, *, train: bool, input_size: int | Sequen
         return train_transform(aug, size, mean, std, interpolation, pca)
     pct = 1.0 if aug.base in FULL_VIEW_BASES else crop_pct
     resize = math.floor(size / pct) if pct < 1 else size
-    transform = T.Compose([T.Resize(resize, interpolation=INTERPOLATION[interpolation], antialias=True),
+    transform = Compose([Resize(resize, interpolation=INTERPOLATION[interpolation], antialias=True),
                            T.CenterCrop(size), ToFloatNormalized(mean, std)])
     transform.draft_size = resize
+    transform.accepts_tensor = True
     return transform
