@@ -28,7 +28,8 @@ def seed_worker(worker_id: int) -> None:
 
 
 def make_loader(dataset, *, batch_size: int, shuffle: bool, workers: int = 0, seed: int = 0,
-                drop_last: bool = False, sampler=None, device: str | torch.device = "cpu") -> DataLoader:
+                drop_last: bool = False, sampler=None, device: str | torch.device = "cpu",
+                collate_fn=None) -> DataLoader:
     """A DataLoader over ``dataset`` (items ``(image, label)``) as described in the module docstring."""
     generator = torch.Generator()
     generator.manual_seed(int(seed))
@@ -44,5 +45,6 @@ def make_loader(dataset, *, batch_size: int, shuffle: bool, workers: int = 0, se
         generator=generator,
         drop_last=drop_last,
         pin_memory=on_cuda,
+        collate_fn=collate_fn,
         **extra,
     )
