@@ -16,7 +16,7 @@ def model_row(name: str) -> dict:
         "name": name,
         "family": entry.family,
         "paper": entry.paper,
-        "params": sum(p.numel() for p in model.parameters()),
+        "params": model.inference_params(),
         "input": "x".join(str(s) for s in cfg.input_size),
         "classes": getattr(model, "num_classes", None),
         "loads": ", ".join(entry.loads) or "cnnlab",

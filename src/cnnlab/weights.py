@@ -148,7 +148,7 @@ def _load_into(model, sd: dict[str, torch.Tensor], name: str, strict: bool) -> N
 
 
 def _class_count(sd, keys) -> int | str:
-    weights = [sd[k] for k in sorted(keys) if k.endswith("weight") and sd[k].ndim == 2]
+    weights = [sd[k] for k in sorted(keys) if k.endswith("weight") and sd[k].ndim >= 2]
     return weights[-1].shape[0] if weights else "?"
 
 

@@ -64,7 +64,7 @@ class ClassifierModel(nn.Module):
     num_features: int = 0
     stages: tuple[Stage, ...] = ()
     default_cfg: DataConfig = DataConfig()
-    head_drop: nn.Module | None = None
+    train_only_modules: tuple[str, ...] = ()  # submodules used only in training (GoogLeNet's aux heads)
     model_name: str = ""
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
@@ -73,12 +73,18 @@ class ClassifierModel(nn.Module):
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         if x.ndim == 4:
             x = torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1)
-        if self.head_drop is not None:
-            x = self.head_drop(x)
+        drop = self._modules.get("head_drop")  # a subclass may set self.head_drop = nn.Dropout(p)
+        if drop is not None:
+            x = drop(x)
         return x if pre_logits else self.get_classifier()(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
+
+    def inference_params(self) -> int:
+        """Parameters used at inference (training-only heads such as GoogLeNet's aux excluded)."""
+        skip = tuple(f"{m}." for m in self.train_only_modules)
+        return sum(p.numel() for n, p in self.named_parameters() if not n.startswith(skip))
 
     # -- classifier -----------------------------------------------------------------------------
     def get_classifier(self) -> nn.Module:

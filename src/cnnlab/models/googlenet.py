@@ -144,6 +144,8 @@ AUX = ("aux1.", "aux2.")
 class GoogLeNet(ClassifierModel):
     """See the module docstring; module names are torchvision's."""
 
+    train_only_modules = ("aux1", "aux2")
+
     classifier_path = "fc"
 
     def __init__(self, cfg: GoogLeNetConfig, num_classes: int = 1000, in_chans: int = 3,
