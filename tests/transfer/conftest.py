@@ -1,5 +1,5 @@
 """Shared pieces of the transfer tests: a small generated image folder, "pretrained" weights saved
-from a seeded random ResNet-18 (no download), and a CLI runner (real subprocesses)."""
+from a seeded random CIFAR ResNet-20 (no download; small, so run folders are cheap to write), and a CLI runner (real subprocesses)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from PIL import Image
 import cnnlab
 from cnnlab.weights import save_weights
 
-SMALL = ["--model", "resnet18", "--input-size", "32", "--batch-size", "8", "--seed", "0"]
+SMALL = ["--model", "resnet20", "--input-size", "32", "--batch-size", "8", "--seed", "0"]
 
 
 def make_folder(root: Path, per_class: tuple[int, int], classes: int = 3, seed: int = 0) -> Path:
@@ -39,10 +39,10 @@ def folder(tmp_path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def r18_weights(tmp_path_factory) -> Path:
+def weights_file(tmp_path_factory) -> Path:
     torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("weights") / "r18.safetensors"
-    save_weights(cnnlab.create_model("resnet18", num_classes=10), path)
+    path = tmp_path_factory.mktemp("weights") / "r20.safetensors"
+    save_weights(cnnlab.create_model("resnet20", num_classes=10), path)
     return path
 
 
