@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cnnlab.analysis import cost
@@ -54,6 +54,7 @@ def test_impossible_geometry(kwargs, message):
         cost.conv_cost(**kwargs)
 
 
+@settings(deadline=None, max_examples=60)
 @given(n=st.integers(1, 64), k=st.integers(1, 9), s=st.integers(1, 4), p=st.integers(0, 4), d=st.integers(1, 3))
 def test_output_size_matches_torch(n, k, s, p, d):
     import torch

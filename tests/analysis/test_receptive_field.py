@@ -9,7 +9,7 @@ from torch import nn
 
 import cnnlab
 from cnnlab.analysis import receptive_field, receptive_field_gradient
-from cnnlab.analysis.receptive_field import expected_bounds
+from cnnlab.analysis.receptive_fields import expected_bounds
 from cnnlab.errors import CnnlabError
 from cnnlab.models.layers import Conv2dSame
 

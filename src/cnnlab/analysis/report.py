@@ -14,8 +14,8 @@ import torch
 from ..registry import native_model
 from .fake_run import parse_input_size
 from .memory import activation_bytes
-from .profile import profile
-from .receptive_field import receptive_field
+from .profiler import profile
+from .receptive_fields import receptive_field
 
 
 def build_meta(name: str, num_classes: int | None = None):
