@@ -69,3 +69,12 @@ def class_folder(tmp_path) -> Path:
 def _private_cache(tmp_path, monkeypatch):
     """Splits and statistics go to a temporary cache, never to the user's home."""
     monkeypatch.setenv("CNNLAB_CACHE", str(tmp_path / "cache"))
+
+
+def pytest_collection_modifyitems(items):
+    """torchvision 0.29 warns on every image-io call (deprecated for TorchCodec); cnnlab filters it at
+    import, but pytest resets warning filters per test."""
+    here = str(Path(__file__).parent)
+    for item in items:
+        if str(item.fspath).startswith(here):
+            item.add_marker(pytest.mark.filterwarnings("ignore::DeprecationWarning:torchvision.io.image"))
