@@ -26,6 +26,12 @@ def test_big_densenets_load_torchvision(name, tmp_path):
     assert_loads_peer(getattr(torchvision.models, name)(weights=None), name, tmp_path / "d.pth")
 
 
+@pytest.mark.slow
+def test_densenet121_loads_timm(tmp_path):
+    timm = pytest.importorskip("timm")
+    assert_loads_peer(timm.create_model("densenet121"), "densenet121", tmp_path / "d.pth")
+
+
 def test_old_torchvision_key_names_are_accepted(tmp_path):
     torch.manual_seed(0)
     src = cnnlab.create_model("densenet_bc100_k12").eval()  # same layer names as densenet121, smaller

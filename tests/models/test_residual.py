@@ -73,7 +73,8 @@ def test_torchvision_checkpoint_gives_same_outputs_big(name, tmp_path):
 
 # cnnlab name -> timm name; the v1.5 SE nets share timm's names, the v1 one is renamed on load.
 TIMM_PEERS = {"se_resnet50": "seresnet50", "se_resnet50_v1": "legacy_seresnet50"}
-SLOW_TIMM_PEERS = {"se_resnext50_32x4d": "seresnext50_32x4d", "preact_resnet50": "resnetv2_50"}
+SLOW_TIMM_PEERS = {"se_resnext50_32x4d": "seresnext50_32x4d", "preact_resnet50": "resnetv2_50",
+                   "resnet18": "resnet18", "se_resnet101": "seresnet101"}
 
 
 @pytest.mark.parametrize("name", sorted(TIMM_PEERS))
