@@ -189,10 +189,10 @@ def cache_features(model: torch.nn.Module, plans: dict[str, ExtractPlan], spec: 
     """The entry for ``spec``: reused when complete, else extracted (see the module docstring)."""
     entry = Path(cache_dir or default_cache_dir()) / spec.entry_name()
     if (entry / MANIFEST).is_file():
-        return open_entry(entry)
+        return _checked(open_entry(entry), spec)
     with _locked(entry):
         if (entry / MANIFEST).is_file():  # another process finished it while we waited
-            return open_entry(entry)
+            return _checked(open_entry(entry), spec)
         _remove_leftovers(entry)
         start = time.perf_counter()
         key = spec.key()
@@ -207,6 +207,13 @@ def cache_features(model: torch.nn.Module, plans: dict[str, ExtractPlan], spec: 
                     "extract_seconds": round(time.perf_counter() - start, 3)}
         write_json(entry / MANIFEST, manifest)  # last: only now is the entry a cache
     return FeatureCache(entry, manifest, reused=False, seconds=manifest["extract_seconds"], shards_reused=reused)
+
+
+def _checked(cache: FeatureCache, spec: CacheSpec) -> FeatureCache:
+    if cache.manifest.get("key") != spec.key():
+        raise CnnlabError(f"feature cache {cache.path} holds other features under this name; remove it with "
+                          f"`cnnlab cache rm {cache.path.name}`")
+    return cache
 
 
 def _extract_split(model, split: str, plan: ExtractPlan, entry: Path, key: str, batch_size: int, workers: int,

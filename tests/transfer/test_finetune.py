@@ -97,3 +97,13 @@ def test_augmented_copies(tmp_path, folder, weights_file, capsys):
     feats, labels = open_entry(entry.path).load("train").tensors
     assert len(feats) == 48 and torch.equal(labels[:24], labels[24:])
     assert not torch.equal(feats[:24], feats[24:])
+
+
+def test_resume_continues_the_head_run(tmp_path, folder, weights_file, capsys):
+    first = _run(tmp_path, folder, weights_file, "r", epochs=2)
+    assert len(first.files) and (first.run_dir / "state.pt").is_file()
+    more = finetune(FinetuneConfig(resume=str(first.run_dir), epochs=3, progress=False))
+    assert "feature cache reused" in capsys.readouterr().out
+    assert more.last["epoch"] == 3
+    summary = (first.run_dir / "summary.json").read_text()
+    assert '"epoch": 3' in summary and '"epoch": 1' in summary
