@@ -26,6 +26,8 @@ def test_cost_examples_print_the_notes_numbers():
     assert "294,912" in out and "409,600" in out and "0.72" in out
     out = cnnlab("cost", "conv", "--input", "28x28x128", "--kernel", "3", "--out", "128", "--bottleneck", "32").stdout
     assert "147,456" in out and "40,960" in out
+    out = cnnlab("cost", "conv", "--input", "8x8x6", "--kernel", "3", "--out", "9", "--groups", "3").stdout
+    assert "weights: 162" in out and f"MACs:    {6 * 6 * 162:,}" in out
 
 
 SLOW = pytest.mark.slow
@@ -36,6 +38,7 @@ SLOW = pytest.mark.slow
     pytest.param(["cost", "conv", "--input", "8x8x3", "--kernel", "3", "--out", "5", "--stride", "0"], marks=SLOW),
     pytest.param(["cost", "separable", "--input", "6x6", "--kernel", "3", "--out", "5"], marks=SLOW),
     ["cost", "stack", "--channels", "128", "--kernels", "3,x", "--vs", "5"],
+    ["cost", "conv", "--input", "8x8x6", "--kernel", "3", "--out", "8", "--groups", "4"],
     pytest.param(["info", "no_such_model"], marks=SLOW),
     ["info", "lenet5_relu", "--input", "1x4x4"],
     pytest.param(["info", "lenet5_relu", "--input", "axb"], marks=SLOW),

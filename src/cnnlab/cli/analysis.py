@@ -27,6 +27,7 @@ def register(subparsers) -> None:
     kinds = p.add_subparsers(dest="kind", metavar="KIND")
     c = kinds.add_parser("conv", help="one convolution, optionally against a 1x1 bottleneck before it")
     _layer_args(c, padding="same")
+    c.add_argument("--groups", type=int, default=1, help="grouped convolution (without --bottleneck)")
     c.add_argument("--bottleneck", type=int, default=None, help="channels of a 1x1 reduction first")
     c.set_defaults(func=run_cost_conv)
     c = kinds.add_parser("separable", help="standard against depthwise + pointwise convolution")
@@ -91,9 +92,12 @@ def run_cost_conv(args) -> int:
 
     pad = _padding(args.padding)
     if args.bottleneck is None:
-        c = cost.conv_cost(args.input, args.out, args.kernel, stride=args.stride, padding=pad, dilation=args.dilation)
+        c = cost.conv_cost(args.input, args.out, args.kernel, stride=args.stride, padding=pad, dilation=args.dilation,
+                           groups=args.groups)
         print(cost.describe_one(c))
         return 0
+    if args.groups != 1:
+        raise CnnlabError("--groups cannot be combined with --bottleneck; compare one of them at a time")
     cmp = cost.bottleneck(args.input, args.out, args.kernel, args.bottleneck, stride=args.stride, padding=pad,
                           dilation=args.dilation)
     print(cost.describe(cmp, f"{args.kernel}x{args.kernel} conv", "1x1 bottleneck + conv"))
