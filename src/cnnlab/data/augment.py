@@ -143,7 +143,10 @@ def _fast_path(inpt, interpolation) -> bool:
 def resize_uint8(img: torch.Tensor, size, interpolation, antialias: bool = True) -> torch.Tensor:
     """(C, H, W) uint8 -> resized (C, h, w), computed channels-last (the result keeps that layout)."""
     x = img.as_subclass(torch.Tensor).unsqueeze(0).contiguous(memory_format=torch.channels_last)
-    out = TF.resize_image(x, list(size), interpolation=interpolation, antialias=antialias)[0]
+    if tuple(x.shape[-2:]) == tuple(size):
+        return img
+    mode = "bilinear" if interpolation == TF.InterpolationMode.BILINEAR else "bicubic"
+    out = F.interpolate(x, size=tuple(size), mode=mode, align_corners=False, antialias=antialias)[0]
     return tv_tensors.wrap(out, like=img) if isinstance(img, tv_tensors.Image) else out
 
 
@@ -151,10 +154,12 @@ class RandomResizedCrop(T.RandomResizedCrop):
     def make_params(self, flat_inputs):
         """v2's sampling (area uniform in ``scale``, log-aspect uniform in ``ratio``, 10 tries, then a
         centre crop), drawn with one torch call instead of four per try."""
-        height, width = TF.get_size(flat_inputs[0])
+        height, width = flat_inputs[0].shape[-2:] if isinstance(flat_inputs[0], torch.Tensor) else \
+            TF.get_size(flat_inputs[0])
         area, (log_lo, log_hi) = height * width, self._log_ratio
-        draws = torch.rand(10, 4).tolist()
-        for u_area, u_ratio, u_top, u_left in draws:
+        draws = torch.rand(40).tolist()  # 10 tries x (area, ratio, top, left); one call into torch
+        for k in range(10):
+            u_area, u_ratio, u_top, u_left = draws[4 * k: 4 * k + 4]
             target = area * (self.scale[0] + (self.scale[1] - self.scale[0]) * u_area)
             aspect = math.exp(log_lo + (log_hi - log_lo) * u_ratio)
             w, h = round(math.sqrt(target * aspect)), round(math.sqrt(target / aspect))

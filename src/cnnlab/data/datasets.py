@@ -38,7 +38,7 @@ with warnings.catch_warnings():
         decode_jpeg, JPEG_MODES, JPEG_CHANNELS = None, {}, {}
 
 
-def decode_jpeg_file(path: str, mode: str = "RGB", draft: int | None = None) -> tv_tensors.Image | None:
+def decode_jpeg_file(path: str, mode: str = "RGB", draft: int | None = None) -> torch.Tensor | None:
     """A JPEG decoded by ``torchvision.io.decode_jpeg`` (libjpeg-turbo straight into a tensor, about
     1.4x faster than PIL's decode and copy), EXIF orientation applied; None when the PIL path suits
     better (not a JPEG, CMYK, a header this quick parser does not follow, or a big JPEG that draft
@@ -60,7 +60,7 @@ def decode_jpeg_file(path: str, mode: str = "RGB", draft: int | None = None) -> 
     except RuntimeError as exc:
         reason = str(exc).rsplit(", ", 1)[-1]  # drop the C++ source location
         raise BadImage(path, f"{'truncated' if 'truncated' in reason.lower() else 'corrupt'}: {reason}") from None
-    return tv_tensors.Image(x)
+    return x  # a plain tensor: v2 treats a lone tensor as the image, without tv_tensor dispatch costs
 
 
 class TensorImageDataset(Dataset):
