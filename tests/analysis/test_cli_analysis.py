@@ -27,7 +27,7 @@ def test_cost_examples_print_the_notes_numbers():
     out = cnnlab("cost", "conv", "--input", "28x28x128", "--kernel", "3", "--out", "128", "--bottleneck", "32").stdout
     assert "147,456" in out and "40,960" in out
     out = cnnlab("cost", "conv", "--input", "8x8x6", "--kernel", "3", "--out", "9", "--groups", "3").stdout
-    assert "weights: 162" in out and f"MACs:    {6 * 6 * 162:,}" in out
+    assert "weights: 162" in out and f"MACs:    {8 * 8 * 162:,}" in out
 
 
 SLOW = pytest.mark.slow
