@@ -330,12 +330,27 @@ def _build(name: str, num_classes: int, in_chans: int, **kw) -> ResNet:
     return ResNet(cfg, num_classes, in_chans, **kw)
 
 
+def describe(cfg: ResNetCfg) -> str:
+    """Plain words for a stage-table row, e.g. 'bottleneck (3, 4, 6, 3), v1 (the paper: stride on the 1x1)'."""
+    words = [f"{cfg.block} blocks {cfg.depths}"]
+    if cfg.block == "bottleneck":
+        words.append("v1 (the paper: stride on the first 1x1)" if cfg.stride_on_1x1
+                     else "v1.5 (torchvision: stride on the 3x3)")
+    if cfg.cardinality > 1:
+        words.append(f"cardinality {cfg.cardinality} x {cfg.base_width}d")
+    elif cfg.base_width != 64:
+        words.append(f"3x3 width x{cfg.base_width // 64}")
+    if cfg.attn_layer:
+        words.append(f"{cfg.attn_layer} r={cfg.se_reduction}")
+    return ", ".join(words)
+
+
 def _register(name: str, paper: str, loads: tuple[str, ...] = ()) -> None:
     def builder(num_classes: int = 1000, in_chans: int = 3, **kw) -> ResNet:
         return _build(name, num_classes, in_chans, **kw)
 
     builder.__name__ = builder.__qualname__ = name
-    builder.__doc__ = f"{name}: {paper}; stage table row {VARIANTS[name]}."
+    builder.__doc__ = f"{name} ({paper}): {describe(VARIANTS[name])}."
     register_model(name, family="resnet", paper=paper, loads=loads)(builder)
 
 
