@@ -156,10 +156,9 @@ class RandomResizedCrop(T.RandomResizedCrop):
         centre crop), drawn with one torch call instead of four per try."""
         height, width = flat_inputs[0].shape[-2:] if isinstance(flat_inputs[0], torch.Tensor) else \
             TF.get_size(flat_inputs[0])
-        area, (log_lo, log_hi) = height * width, self._log_ratio
-        draws = torch.rand(40).tolist()  # 10 tries x (area, ratio, top, left); one call into torch
-        for k in range(10):
-            u_area, u_ratio, u_top, u_left = draws[4 * k: 4 * k + 4]
+        area, log_lo, log_hi = height * width, math.log(self.ratio[0]), math.log(self.ratio[1])
+        draws = iter(torch.rand(40).tolist())  # 10 tries x (area, ratio, top, left); one call into torch
+        for u_area, u_ratio, u_top, u_left in zip(draws, draws, draws, draws):
             target = area * (self.scale[0] + (self.scale[1] - self.scale[0]) * u_area)
             aspect = math.exp(log_lo + (log_hi - log_lo) * u_ratio)
             w, h = round(math.sqrt(target * aspect)), round(math.sqrt(target / aspect))
