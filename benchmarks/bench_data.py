@@ -15,12 +15,12 @@ a normalised float32 3x224x224 tensor, in ONE process with one thread (a DataLoa
   (:mod:`cnnlab.data.gpu`), batches of 256 - only when CUDA is present; ``... on CPU`` is the same
   batched code on the CPU (its fallback), for reference.
 
-The pipelines run alternately ``--repeats`` times over all images; a figure is images / CPU-second of
+The pipelines run alternately (in a rotating order) ``--repeats`` times over all images; a figure is images / CPU-second of
 this process (``time.process_time``: on a shared machine, wall time mostly measures the neighbours)
 - the best and the median of the repeats - and images / wall-second (best). Writes
 benchmarks/results/data.json (atomically) and prints a table.
 
-    python benchmarks/bench_data.py [--images 200] [--repeats 5] [--scenes ../shared/data/scenes]
+    python benchmarks/bench_data.py [--images 200] [--repeats 7] [--scenes ../shared/data/scenes]
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--images", type=int, default=200)
-    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--repeats", type=int, default=7)
     p.add_argument("--scenes", default=str(ROOT.parent / "shared" / "data" / "scenes"))
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "data.json"))
     return p.parse_args()
@@ -133,8 +133,10 @@ def measure(pipelines: dict, n: int, repeats: int) -> dict:
     for run in pipelines.values():  # warm-up (imports, allocator, caches)
         for i in range(min(n, 8)):
             run(i)
-    for _ in range(repeats):
-        for name, run in pipelines.items():
+    names = list(pipelines)
+    for r in range(repeats):  # the order rotates, so no pipeline always runs first in a round
+        for name in names[r % len(names):] + names[: r % len(names)]:
+            run = pipelines[name]
             c0, w0 = time.process_time(), time.perf_counter()
             for i in range(n):
                 out = run(i)
