@@ -20,7 +20,6 @@ from torchvision.transforms import InterpolationMode
 from torchvision.transforms import v2 as T
 
 from ..errors import CnnlabError
-from ..models.base import DataConfig
 from .augment import (
     ColorShift,
     Compose,
@@ -36,7 +35,7 @@ INTERPOLATION = {"bilinear": InterpolationMode.BILINEAR, "bicubic": Interpolatio
                  "nearest": InterpolationMode.NEAREST}
 
 
-def eval_transform(cfg: DataConfig) -> T.Compose:
+def eval_transform(cfg) -> T.Compose:
     """PIL image or uint8 tensor (C, H, W) -> normalised float tensor (C, size, size)."""
     size = cfg.input_size[-1]
     resize = math.floor(size / cfg.crop_pct) if cfg.crop_pct < 1 else size
