@@ -163,3 +163,15 @@ def test_receptive_field_leaves_no_hooks_and_bad_names_fail():
         meta = cnnlab.create_model("lenet5_relu")
     with pytest.raises(CnnlabError, match="real tensors"):
         receptive_field_gradient(meta, (3, 32, 32), "features.2")
+
+
+def test_squeeze_excitation_is_global_unless_gates_are_ignored():
+    pair = ("se_resnet50", "resnet50")
+    if not set(pair) <= set(cnnlab.list_models()):
+        pytest.skip("se_resnet50 / resnet50 are not registered")
+    with torch.device("meta"):
+        se, plain = (cnnlab.create_model(n) for n in pair)
+    assert set(receptive_field(se, (3, 224, 224)).values()) == {None}
+    local = receptive_field(se, (3, 224, 224), ignore_gates=True)
+    assert local == receptive_field(plain, (3, 224, 224))
+    assert local["layer4"].size == 427

@@ -67,8 +67,9 @@ def _to_rf(track) -> RF | None:
 class RFTracer(TorchDispatchMode):
     """Attaches a :class:`~.rf_rules.Track` to every tensor computed from the input."""
 
-    def __init__(self) -> None:
+    def __init__(self, ignore_gates: bool = False) -> None:
         super().__init__()
+        self.ignore_gates = ignore_gates
         self.tracks = WeakIdKeyDictionary()
         self.unknown_ops: Counter[str] = Counter()
 
@@ -97,7 +98,7 @@ class RFTracer(TorchDispatchMode):
         if packet in R.MULTI_INPUT:
             return R.MULTI_INPUT[packet](args, out, tracks, tensors)
         if torch.Tag.pointwise in func.tags or packet in R.EXTRA_POINTWISE:
-            return R.pointwise_rule(args, out, tracks, tensors)
+            return R.pointwise_rule(args, out, tracks, tensors, self.ignore_gates)
         rule = R.RULES.get(packet)
         if rule is not None and isinstance(args[0], torch.Tensor) and args[0] in self.tracks:
             return rule(args, out, tracks)
@@ -118,11 +119,13 @@ def _layer_names(model: nn.Module, layers) -> list[str]:
 
 
 def receptive_field(model: nn.Module, input_size: Sequence[int] = (3, 224, 224), layers=None,
-                    *, details: dict | None = None) -> dict[str, RF | None]:
+                    *, ignore_gates: bool = False, details: dict | None = None) -> dict[str, RF | None]:
     """Receptive field of each layer's output: ``layers`` = names, ``"all"``, or None = the stages.
 
     ``None`` values mean the output depends on the whole input (global pooling broadcast back, as in
-    squeeze-excitation; attention over tokens) or is not a spatial map. ``details``, if given, is
+    squeeze-excitation; attention over tokens) or is not a spatial map. ``ignore_gates=True`` skips
+    such global gates where a spatial input remains, giving the local (convolutional) field that
+    squeeze-excitation networks share with their plain versions. ``details``, if given, is
     filled with ``unknown_ops`` (operators without a rule, name -> calls).
     """
     names = _layer_names(model, layers)
@@ -131,7 +134,7 @@ def receptive_field(model: nn.Module, input_size: Sequence[int] = (3, 224, 224),
     wanted, made = set(names), {}
 
     def probe() -> Probe:
-        made["tracer"] = tracer = RFTracer()
+        made["tracer"] = tracer = RFTracer(ignore_gates)
         made["found"] = found = {}
 
         def post(name, _module, output):

@@ -35,19 +35,28 @@ def model_info(name: str, input_size: str | Sequence[int] | None = None, depth: 
     size = _input_for(model, input_size)
     prof = profile(model, size)
     rfs = receptive_field(model, size, "all") if len(size) == 3 else {}
+    local = receptive_field(model, size, "all", ignore_gates=True) if None in rfs.values() else rfs
     layers = []
     for row in prof.rows:
         if row.depth > depth:
             continue
-        rf = rfs.get(row.name)
+        rf, rf_local = rfs.get(row.name), local.get(row.name)
         layers.append({"name": row.name, "type": row.type, "depth": row.depth,
                        "output_shape": list(row.output_shape or ()), "params": row.params, "macs": row.macs,
                        "activation_bytes": row.activation_bytes,
-                       "receptive_field": rf.to_dict() if rf is not None else None})
-    stages = {s.name: (rfs.get(s.name).size if rfs.get(s.name) else None) for s in getattr(model, "stages", ())}
+                       "receptive_field": rf.to_dict() if rf is not None else None,
+                       "local_receptive_field": rf_local.to_dict() if rf_local is not None else None})
+    stages = {s.name: _size(rfs.get(s.name), local.get(s.name)) for s in getattr(model, "stages", ())}
     return {"model": name, "input": list(size), "params": prof.params, "trainable_params": prof.trainable_params,
             "macs": prof.macs, "flops": prof.flops, "output_shape": list(prof.output_shape or ()),
             "stage_receptive_fields": stages, "uncounted_ops": prof.uncounted, "layers": layers}
+
+
+def _size(rf, rf_local) -> int | str | None:
+    """A field's size; ``"267*"`` = global through a gate, 267 locally; None = no spatial field."""
+    if rf is not None:
+        return rf.size
+    return f"{rf_local.size}*" if rf_local is not None else None
 
 
 def _fmt_shape(shape) -> str:
@@ -59,16 +68,20 @@ def info_text(info: dict) -> str:
     head = f"{'layer':<44} {'type':<22} {'output':>16} {'params':>13} {'MACs':>15} {'RF':>5}"
     lines = [f"{info['model']} at {_fmt_shape(info['input'])}", head, "-" * len(head)]
     for layer in info["layers"]:
-        rf = layer["receptive_field"]
+        rf, rf_local = layer["receptive_field"], layer["local_receptive_field"]
+        size = rf["size"] if rf else (f"{rf_local['size']}*" if rf_local else "-")
         name = "  " * (layer["depth"] - 1) + layer["name"]
         lines.append(f"{name[:44]:<44} {layer['type'][:22]:<22} {_fmt_shape(layer['output_shape'][1:]):>16} "
-                     f"{layer['params']:>13,} {layer['macs']:>15,} {rf['size'] if rf else '-':>5}")
+                     f"{layer['params']:>13,} {layer['macs']:>15,} {size:>5}")
     lines.append("-" * len(head))
     lines.append(f"params {info['params']:,}   MACs {info['macs']:,} ({info['macs'] / 1e9:.4g} G)   "
                  f"FLOPs {info['flops']:,} ({info['flops'] / 1e9:.4g} G)")
     if info["stage_receptive_fields"]:
         rfs = ", ".join(f"{k} {v if v is not None else 'global'}" for k, v in info["stage_receptive_fields"].items())
         lines.append(f"stage receptive fields: {rfs}")
+    if any(la["receptive_field"] is None and la["local_receptive_field"] for la in info["layers"]):
+        lines.append("* local field (convolutions only); through global gates (squeeze-excitation) the "
+                     "output depends on the whole input")
     if info["uncounted_ops"]:
         lines.append("not counted (op: calls): " + ", ".join(f"{k} {v}" for k, v in sorted(info["uncounted_ops"].items())))
     return "\n".join(lines)

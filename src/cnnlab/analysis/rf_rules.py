@@ -107,16 +107,22 @@ def adaptive_rule(args, out, tracks):
     return Track(track.h.layer(ih // oh, ih // oh), track.w.layer(iw // ow, iw // ow), (2, 3))
 
 
-def pointwise_rule(args, out, tracks, tensors):
-    """Elementwise ops (broadcasting, right-aligned): the hull of the inputs' fields."""
+def pointwise_rule(args, out, tracks, tensors, ignore_gates: bool = False):
+    """Elementwise ops (broadcasting, right-aligned): the hull of the inputs' fields.
+
+    A global input (a pooled map broadcast back, as in squeeze-excitation) makes the output global,
+    unless ``ignore_gates``: then it is skipped when a spatial input remains (the "local" field)."""
     out0 = out[0] if isinstance(out, (tuple, list)) else out
-    live = []
+    live, gated = [], False
     for t, tr in zip(tensors, tracks):
-        if tr is GLOBAL:
-            return GLOBAL
-        if t.ndim >= 2 and tuple(t.shape[d] for d in tr.dims) != tuple(out0.shape[out0.ndim - t.ndim + d] for d in tr.dims):
-            return GLOBAL  # a 1x1 map broadcast over the whole output (squeeze-excitation)
+        broadcast = tr is not GLOBAL and t.ndim >= 2 and tuple(t.shape[d] for d in tr.dims) != tuple(
+            out0.shape[out0.ndim - t.ndim + d] for d in tr.dims)
+        if tr is GLOBAL or broadcast:
+            gated = True
+            continue
         live.append((t, tr))
+    if not live or (gated and not ignore_gates):
+        return GLOBAL
     t0, tr0 = live[0]
     dims = tuple(out0.ndim - t0.ndim + d for d in tr0.dims)
     return Track(hull([tr.h for _, tr in live]), hull([tr.w for _, tr in live]), dims)
