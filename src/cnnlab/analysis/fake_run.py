@@ -1,9 +1,9 @@
 """Run a model on meta (or fake) tensors: shapes and dtypes flow, nothing is computed or allocated.
 
-:func:`fake_forward` swaps every parameter and buffer for a meta twin (``torch.func.functional_call``),
-feeds a fake input and calls one of the model's forward methods under a chain of
-``TorchDispatchMode`` s given by the caller (the MAC counter, the receptive-field tracer). Module
-pre/post hooks report which module is running. Everything it sets up (hooks, training flags, the
+:func:`fake_forward` swaps every parameter and buffer for a meta twin (``torch.func.functional_call``)
+and calls the model on a meta input under the ``TorchDispatchMode`` s of the caller's :class:`Probe`
+(the MAC counter, the receptive-field tracer); module pre/post hooks report which module is running.
+A model that mixes in real tensors made during its forward is retried on ``FakeTensorMode`` tensors. Everything it sets up (hooks, training flags, the
 swapped tensors) is undone in ``finally``: the model is left exactly as it was.
 """
 
