@@ -113,9 +113,21 @@ def test_se_and_cardinality_are_options_of_one_class():
     assert r8.layer4[0].se.fc1.out_channels == 2048 // 8
 
 
-def test_unknown_attn_layer_is_a_clear_error():
-    with pytest.raises(CnnlabError, match="attn_layer"):
-        cnnlab.create_model("resnet18", attn_layer="cbam")
+@pytest.mark.parametrize("kwargs, match", [({"attn_layer": "cbam"}, "attn_layer"), ({"cardinality": 0}, "cardinality"),
+                                           ({"depths": (3, 4)}, "depths"), ({"block": "huge"}, "block"),
+                                           ({"se_reduction": 2.5}, "se_reduction")])
+def test_impossible_options_are_clear_errors(kwargs, match):
+    with pytest.raises(CnnlabError, match=match):
+        cnnlab.create_model("resnet50", **kwargs)
+
+
+def test_legacy_v1_checkpoint_into_v15_model_gives_a_notice(tmp_path, caplog):
+    with torch.device("meta"):
+        v1_keys = timm.create_model("legacy_seresnet50").state_dict()
+    sd = {k: torch.zeros(v.shape, dtype=v.dtype) for k, v in v1_keys.items()}
+    torch.save(sd, tmp_path / "legacy.pth")
+    cnnlab.create_model("se_resnet50", weights=tmp_path / "legacy.pth")
+    assert "use the *_v1 variant" in caplog.text
 
 
 # --- CIFAR -------------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ from torch import nn
 
 from ..errors import CnnlabError
 from ..registry import register_model
+from ..utils.log import notice
 from .base import ClassifierModel, DataConfig, Stage
 from .layers import SqueezeExcite
 
@@ -168,6 +169,19 @@ BLOCKS = {"basic": BasicBlock, "bottleneck": Bottleneck}
 LEGACY_SENET_RENAMES = ((r"^layer0\.(conv1|bn1)\.", r"\1."), (r"\.se_module\.", ".se."), (r"^last_linear\.", "fc."))
 
 
+def check_cfg(cfg: ResNetCfg) -> ResNetCfg:
+    """Refuse a stage-table row (usually keyword overrides) that cannot build a network."""
+    if cfg.block not in BLOCKS:
+        raise CnnlabError(f"unknown block {cfg.block!r}; choose one of {sorted(BLOCKS)}")
+    for field in ("cardinality", "base_width", "se_reduction"):
+        value = getattr(cfg, field)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise CnnlabError(f"{field} must be an integer >= 1, got {value!r}")
+    if len(cfg.depths) != len(STAGE_PLANES) or any(not isinstance(d, int) or d < 1 for d in cfg.depths):
+        raise CnnlabError(f"depths must be {len(STAGE_PLANES)} integers >= 1, got {cfg.depths!r}")
+    return cfg
+
+
 def rename_keys(sd: dict[str, torch.Tensor], rules) -> dict[str, torch.Tensor]:
     out = {}
     for k, v in sd.items():
@@ -194,7 +208,7 @@ class ResNet(ClassifierModel):
 
     def __init__(self, cfg: ResNetCfg, num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.0):
         super().__init__()
-        block = BLOCKS[cfg.block]
+        block = BLOCKS[check_cfg(cfg).block]
         self.cfg, self.num_classes = cfg, num_classes
         self.conv1 = nn.Conv2d(in_chans, 64, 7, 2, 3, bias=False)  # H -> H/2
         self.bn1 = nn.BatchNorm2d(64)
@@ -222,6 +236,9 @@ class ResNet(ClassifierModel):
 
     def convert_state_dict(self, sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """torchvision and timm ``resnet*``/``seres*`` keys are ours; timm legacy SENet keys are renamed."""
+        if "layer0.conv1.weight" in sd and not self.cfg.stride_on_1x1:
+            notice(f"{self.model_name or 'model'}: a timm legacy SENet checkpoint holds v1 weights (stride on "
+                   "the 1x1); this model is v1.5, so outputs will differ - use the *_v1 variant")
         return rename_keys(sd, LEGACY_SENET_RENAMES)
 
 
