@@ -63,3 +63,8 @@ def test_bc100_k12_structure():
     assert out.shape == (2, 10)
     assert seen == [(216, 32, 32), (300, 16, 16), (342, 8, 8)]
     assert [s.channels for s in model.stages] == [216, 300, 342]
+
+
+def test_bad_drop_rate_is_a_clear_error():
+    with pytest.raises(cnnlab.CnnlabError, match="drop_rate"):
+        cnnlab.create_model("densenet_bc100_k12", drop_rate=1.5)

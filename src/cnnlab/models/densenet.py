@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import CnnlabError
 from ..registry import register_model
 from .base import ClassifierModel, DataConfig, Stage
 from .resnet_cifar import CIFAR_CFG
@@ -114,6 +115,8 @@ class DenseNet(ClassifierModel):
     def __init__(self, cfg: DenseNetCfg, num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.0,
                  data: DataConfig | None = None) -> None:
         super().__init__()
+        if not 0.0 <= drop_rate < 1.0:
+            raise CnnlabError(f"drop_rate must be in [0, 1), got {drop_rate!r}")
         make_stem, reduction = STEMS[cfg.stem]
         self.num_classes = num_classes
         layers, stages, ch = make_stem(in_chans, cfg.num_init_features), [], cfg.num_init_features
