@@ -17,7 +17,10 @@ from torch import nn
 from ..errors import CnnlabError
 from ..registry import create_model, get_entry
 
-AUTO_AUGMENT = {"digits": "digits"}  # data spec -> preset when --augment is not given; else "none"
+# data spec -> (preset, field overrides) when neither --augment nor --aug is given; else ("none", ()).
+# Digits fill their whole frame, so the preset's 10% shifts cut strokes off: 5% and 5 degrees do better
+# (measured: 97.2% best val top-1 against 93.0% with the preset as is and 96.1% without augmentation).
+AUTO_AUGMENT = {"digits": ("digits", ("translate=0.05", "rotate=5"))}
 
 
 @dataclass
@@ -90,12 +93,16 @@ def data_setup(config, splits, model: nn.Module) -> DataSetup:
         raise CnnlabError(f"--input-size {size} is too small for {config.model} (at least {minimum})")
     from ..cli.data import parse_aug_options
 
-    preset = config.augment or AUTO_AUGMENT.get(config.data, "none")
-    options = parse_aug_options(config.aug)
+    preset, aug = config.augment, config.aug
+    if preset is None and not aug:
+        preset, aug = AUTO_AUGMENT.get(config.data, ("none", ()))
+    preset = preset or "none"
+    options = parse_aug_options(list(aug))
     pca = splits.pca if resolve_augment(preset, **options).pca_std else None
     common = {"input_size": size, "mean": splits.mean, "std": splits.std, "interpolation": cfg.interpolation,
               "crop_pct": cfg.crop_pct}
-    return DataSetup((len(splits.mean), size, size), tuple(splits.mean), tuple(splits.std), preset,
+    described = preset + "".join(f",{a}" for a in aug)
+    return DataSetup((len(splits.mean), size, size), tuple(splits.mean), tuple(splits.std), described,
                      build_transform(preset, train=True, pca=pca, **common, **options),
                      build_transform(preset, train=False, **common))
 
