@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from .train import BOOL, S
+from .train import BOOL, S, add_aug_flag
 from .train import FLAGS as TRAIN_FLAGS
 
 OWN_HELP = {
@@ -49,6 +49,7 @@ def register(subparsers) -> None:
     p.add_argument("--config", metavar="FILE", default=None, help="YAML or TOML file of the same keys")
     _add(p, TRANSFER_FLAGS)
     _add(p, TRAIN_FLAGS)
+    add_aug_flag(p)
     p.set_defaults(func=run)
 
     cache = subparsers.add_parser("cache", help="list or remove frozen-feature caches")

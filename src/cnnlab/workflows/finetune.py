@@ -187,12 +187,14 @@ def _transforms(config: FinetuneConfig, model, in_chans: int):
     cfg = model.default_cfg.with_channels(in_chans)
     size = config.input_size or cfg.input_size[-1]
     cfg = replace(cfg, input_size=(in_chans, size, size))
-    augment = config.augment or "none"
+    from ..cli.data import parse_aug_options
+
+    augment, options = config.augment or "none", parse_aug_options(list(config.aug))
     eval_tf = eval_transform(cfg)
-    train_tf = eval_tf if augment == "none" else build_transform(
+    train_tf = eval_tf if augment == "none" and not options else build_transform(
         augment, train=True, input_size=size, mean=cfg.mean, std=cfg.std, interpolation=cfg.interpolation,
-        crop_pct=cfg.crop_pct)
-    pre = {**cfg.to_dict(), "augment": augment, "cache_augment": config.cache_augment}
+        crop_pct=cfg.crop_pct, **options)
+    pre = {**cfg.to_dict(), "augment": augment, "aug": list(config.aug), "cache_augment": config.cache_augment}
     return eval_tf, train_tf, pre
 
 
