@@ -107,3 +107,20 @@ def test_resume_continues_the_head_run(tmp_path, folder, weights_file, capsys):
     assert more.last["epoch"] == 3
     summary = (first.run_dir / "summary.json").read_text()
     assert '"epoch": 3' in summary and '"epoch": 1' in summary
+
+
+def test_weights_from_torchvision_file_and_from_a_run_folder(tmp_path, folder):
+    torchvision = pytest.importorskip("torchvision")
+    torch.manual_seed(1)
+    peer = torchvision.models.resnet18(num_classes=1000)
+    torch.save(peer.state_dict(), tmp_path / "tv.pth")
+    result = finetune(FinetuneConfig(data=str(folder), weights=str(tmp_path / "tv.pth"), model="resnet18",
+                                     input_size=32, batch_size=8, epochs=1, out=str(tmp_path / "runs"), name="tv",
+                                     cache_dir=str(tmp_path / "cache"), progress=False))
+    saved, _ = read_checkpoint(result.run_dir / "last.safetensors")
+    assert torch.equal(saved["layer3.0.conv1.weight"], peer.state_dict()["layer3.0.conv1.weight"])
+    again = finetune(FinetuneConfig(data=str(folder), weights=str(result.run_dir), model="resnet18",
+                                    input_size=32, batch_size=8, epochs=1, out=str(tmp_path / "runs"), name="again",
+                                    cache_dir=str(tmp_path / "cache"), progress=False))
+    assert again.best["val_top1"] >= 0
+    assert len(list_caches(tmp_path / "cache")) == 1  # same backbone weights: the cache is shared
