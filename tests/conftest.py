@@ -1,9 +1,15 @@
 import os
 
-import pytest
-import torch
+# One thread per test process: pytest-xdist runs one worker per core, and the CLI tests start
+# subprocesses; more threads than cores makes torch's OpenMP pools stall each other. Set before torch
+# is imported so that subprocesses inherit it too.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
 
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+torch.set_num_threads(1)
 
 SCENES = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "scenes")
 
