@@ -48,8 +48,14 @@ def model_info(name: str, input_size: str | Sequence[int] | None = None, depth: 
                        "local_receptive_field": rf_local.to_dict() if rf_local is not None else None})
     stages = {s.name: _size(rfs.get(s.name), local.get(s.name)) for s in getattr(model, "stages", ())}
     return {"model": name, "input": list(size), "params": prof.params, "trainable_params": prof.trainable_params,
-            "macs": prof.macs, "flops": prof.flops, "output_shape": list(prof.output_shape or ()),
+            "inference_params": _inference_params(model, prof.params), "macs": prof.macs, "flops": prof.flops, "output_shape": list(prof.output_shape or ()),
             "stage_receptive_fields": stages, "uncounted_ops": prof.uncounted, "layers": layers}
+
+
+def _inference_params(model, total: int) -> int:
+    """Parameters used at inference: training-only heads (GoogLeNet's aux classifiers) excluded."""
+    count = getattr(model, "inference_params", None)
+    return count() if callable(count) else total
 
 
 def _size(rf, rf_local) -> int | str | None:
@@ -74,6 +80,8 @@ def info_text(info: dict) -> str:
         lines.append(f"{name[:44]:<44} {layer['type'][:22]:<22} {_fmt_shape(layer['output_shape'][1:]):>16} "
                      f"{layer['params']:>13,} {layer['macs']:>15,} {size:>5}")
     lines.append("-" * len(head))
+    if info["inference_params"] != info["params"]:
+        lines.append(f"params at inference {info['inference_params']:,} (training-only heads excluded)")
     lines.append(f"params {info['params']:,}   MACs {info['macs']:,} ({info['macs'] / 1e9:.4g} G)   "
                  f"FLOPs {info['flops']:,} ({info['flops'] / 1e9:.4g} G)")
     if info["stage_receptive_fields"]:
@@ -94,7 +102,8 @@ def compare_rows(names: Sequence[str], input_size: str | Sequence[int] | None = 
         model = build_meta(name)
         size = _input_for(model, input_size)
         prof = profile(model, size)
-        rows.append({"model": name, "input": list(size), "params": prof.params, "macs": prof.macs,
+        rows.append({"model": name, "input": list(size), "params": _inference_params(model, prof.params),
+                     "macs": prof.macs,
                      "flops": prof.flops, "activation_bytes": activation_bytes(model, size, 1)})
     return rows
 
