@@ -119,7 +119,9 @@ def finetune(config: FinetuneConfig | dict | None = None, **overrides):
     device = resolve_device(config.device)
     info = D.setup(device.type)
     try:
-        return _finetune(config, state, device, info, started)
+        result = _finetune(config, state, device, info, started)
+        D.barrier(info)  # leave together (see workflows.train)
+        return result
     finally:
         D.teardown()
 

@@ -85,7 +85,9 @@ def train(config: TrainConfig | dict | None = None, *, explicit: set[str] | None
     device = resolve_device(config.device)
     info = D.setup(device.type)
     try:
-        return _train(config, state, device, info, started)
+        result = _train(config, state, device, info, started)
+        D.barrier(info)  # leave together: a rank that tears gloo down while rank 0 still writes can abort
+        return result
     finally:
         D.teardown()
 
