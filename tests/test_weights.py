@@ -72,6 +72,13 @@ def test_truncated_file(tmp_path):
         cnnlab.create_model("lenet5_relu", weights=tmp_path / "t.safetensors")
 
 
+@pytest.mark.parametrize("junk", [b"junk\n", b"\x80\x02}q\x00(X", bytes(range(256)) * 4])
+def test_garbage_files_are_one_clear_error(tmp_path, junk):
+    (tmp_path / "junk.pth").write_bytes(junk)
+    with pytest.raises(CheckpointError, match="truncated or corrupt|never unpickles|not a state_dict"):
+        cnnlab.create_model("lenet5_relu", weights=tmp_path / "junk.pth")
+
+
 class Evil:
     def __reduce__(self):
         return (print, ("this must never run",))

@@ -57,9 +57,10 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
                 "(save the model's state_dict instead)"
             ) from None
         raise CheckpointError(f"cannot read {p}: the file is truncated or corrupt ({first})") from None
-    except (RuntimeError, EOFError, OSError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"cannot read {p}: the file is truncated or corrupt ({first[:120]})") from None
+    except Exception as exc:  # a damaged pickle can fail anywhere in the unpickler (KeyError, IndexError, ...)
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise CheckpointError(f"cannot read {p}: the file is truncated or corrupt "
+                              f"({type(exc).__name__}: {first[:120]})") from None
     return _as_state_dict(obj, p), {}
 
 
