@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cnnlab.cli.data import parse_aug_options
 from cnnlab.data.check import check_folder
+from cnnlab.data.transforms import parse_aug_options
 from cnnlab.errors import CnnlabError
 
 from .conftest import make_exif_rotated, make_odd_modes, make_truncated, photo, save

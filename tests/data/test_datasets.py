@@ -149,3 +149,37 @@ def test_unknown_spec_is_one_line_error(tmp_path):
     assert "\n" not in str(info.value)
     with pytest.raises(CnnlabError, match="not a folder"):
         open_dataset(f"cifar10:{tmp_path / 'nope'}")
+
+
+def test_bad_file_report_shares_skips_through_its_log(tmp_path):
+    import multiprocessing as mp
+
+    from cnnlab.data.report import BadFileReport
+
+    main = BadFileReport()
+    main.add("early.jpg", "empty file", quiet=True)  # found by the header screen, before any worker
+    log = tmp_path / "skipped.tsv"
+    main.attach_log(log)
+    ctx = mp.get_context("fork")  # as DataLoader workers on Linux: each process has its own copy
+    workers = [ctx.Process(target=_skip_in_worker, args=(main, k)) for k in range(3)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(60)
+        assert w.exitcode == 0
+    assert len(main) == 1  # the workers' copies are separate ...
+    paths = sorted(p for p, _ in main.sync().skipped)  # ... until the log is merged
+    assert paths == ["early.jpg", "shared.jpg", "w0.jpg", "w1.jpg", "w2.jpg"]
+    assert len(log.read_text().splitlines()) == 5  # 'shared.jpg' is logged once, by the first worker
+    resumed = BadFileReport()
+    resumed.attach_log(log, write_existing=False)  # a resumed run keeps the earlier entries
+    assert sorted(p for p, _ in resumed.skipped) == paths
+    assert dict(resumed.skipped)["w1.jpg"] == "truncated: cut short"  # multi-line reasons become one line
+
+
+def _skip_in_worker(report, k: int) -> None:
+    import time
+
+    time.sleep(0.2 * k)  # the first worker logs 'shared.jpg' before the others look
+    report.add(f"w{k}.jpg", "truncated: cut\nshort", quiet=True)
+    report.add("shared.jpg", "corrupt: bad marker", quiet=True)

@@ -67,15 +67,3 @@ def test_draft_decodes_big_jpegs_smaller_but_large_enough(tmp_path):
     im = load_image(path, draft=200)
     assert min(im.size) >= 200 and im.size[0] < 800
     assert load_image(path, draft=400).size == (800, 600)
-
-
-def test_quick_jpeg_header_matches_pil(tmp_path):
-    from cnnlab.data.images import jpeg_header
-
-    from .conftest import make_exif_rotated
-
-    for path in (save(photo(41, 23), tmp_path / "a.jpg"), make_exif_rotated(tmp_path / "r.jpg"),
-                 save(photo(30, 20).convert("L"), tmp_path / "g.jpg")):
-        im = Image.open(path)
-        assert jpeg_header(path.read_bytes()) == (im.height, im.width, len(im.getbands())), path
-    assert jpeg_header(b"\x89PNG\r\n") is None and jpeg_header(b"") is None

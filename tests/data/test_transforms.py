@@ -138,22 +138,3 @@ def test_fast_compose_and_resize_match_plain_v2():
     assert theirs(x).shape == out.shape
 
 
-def test_jpeg_tensor_path_agrees_with_pil_path(tmp_path):
-    from cnnlab.data import ImageFileDataset
-    from cnnlab.data.datasets import decode_jpeg_file
-    from cnnlab.data.images import BadImage, load_image
-
-    from .conftest import make_exif_rotated, make_truncated, save
-
-    path = save(photo(64, 48), tmp_path / "a.jpg", quality=95)
-    tensor = decode_jpeg_file(str(path))
-    pil = torch.from_numpy(np.array(load_image(path))).permute(2, 0, 1)
-    assert tensor.shape == pil.shape and (tensor.int() - pil.int()).abs().float().mean() < 2
-    assert decode_jpeg_file(str(make_exif_rotated(tmp_path / "r.jpg"))).shape == (3, 40, 20)
-    assert decode_jpeg_file(str(path), "L").shape == (1, 48, 64)
-    assert decode_jpeg_file(str(save(photo(), tmp_path / "p.png"))) is None  # PNG: the PIL path
-    with pytest.raises(BadImage, match="truncated"):
-        decode_jpeg_file(str(make_truncated(tmp_path / "t.jpg")))
-    ds = ImageFileDataset([(str(path), 0)], ["a"],
-                          transform=build_transform("resnet", train=False, input_size=32, mean=MEAN, std=STD))
-    assert ds[0][0].shape == (3, 32, 32)

@@ -106,3 +106,32 @@ def test_non_finite_loss_names_the_step_and_keeps_the_last_checkpoint(tmp_path, 
     state = torch.load(tmp_path / "runs" / "nf" / "state.pt", weights_only=True)
     assert state["step"] == step - 1
     assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+
+
+def test_files_skipped_inside_loader_workers_reach_the_run_report(tmp_path, tiny_folder):
+    import shutil
+
+    import numpy as np
+    from PIL import Image
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_folder, data)
+    broken = []
+    for split, cls in (("train", "class_a"), ("train", "class_c"), ("val", "class_b")):
+        path = data / split / cls / "broken.jpg"
+        noise = np.random.default_rng(len(broken)).integers(0, 256, (64, 64), dtype=np.uint8)
+        Image.fromarray(noise).save(path, quality=95)  # the header reads; the body is cut short
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+        broken.append(str(path))
+    args = ["train", "--data", str(data), *TINY_ARGS, "--epochs", "2", "--workers", "2", "--name", "r",
+            "--out", "runs"]
+    proc = run_cli(args, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    run = tmp_path / "runs" / "r"
+    summary = json.loads((run / "summary.json").read_text())
+    assert sorted(s["path"] for s in summary["skipped_files"]["skipped"]) == sorted(broken)
+    assert summary["skipped_files"]["counts"] == {"truncated": 3}
+    log = (run / "skipped_files.tsv").read_text().splitlines()
+    assert sorted(line.split("\t")[0] for line in log) == sorted(broken)  # each file once, from any worker
+    assert "skipped 3 unreadable file(s)" in proc.stdout
+    assert sum(proc.stderr.count(f"skipping bad image {p}") for p in broken) <= 3  # one warning per file

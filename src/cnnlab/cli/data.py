@@ -4,32 +4,6 @@ from __future__ import annotations
 
 import json
 
-from ..errors import CnnlabError
-
-
-def parse_aug_options(items: list[str] | None) -> dict:
-    """``["rotate=15", "flip=true", "scale=0.2,1"]`` -> typed :class:`~cnnlab.data.Augment` fields."""
-    from ..data.transforms import Augment
-
-    out = {}
-    types = {f.name: f.type for f in Augment.__dataclass_fields__.values()}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        key = key.strip().replace("-", "_")
-        if not sep or key not in types:
-            raise CnnlabError(f"bad --aug '{item}'; write NAME=VALUE with NAME one of {', '.join(types)}")
-        kind = str(types[key])
-        try:
-            if kind == "bool":
-                out[key] = value.strip().lower() in ("1", "true", "yes", "on")
-            elif kind.startswith("tuple"):
-                out[key] = tuple(float(v) for v in value.split(","))
-            else:
-                out[key] = {"int": int, "str": str}.get(kind, float)(value)
-        except ValueError:
-            raise CnnlabError(f"bad value in --aug '{item}'; {key} takes a {kind}") from None
-    return out
-
 
 def _add_data_args(p) -> None:
     p.add_argument("data", help="digits, an image folder, a .csv list, cifar10:DIR, mnist:DIR, ...")
@@ -95,6 +69,7 @@ def run_stats(args) -> int:
 def run_preview(args) -> int:
     from ..data import open_dataset
     from ..data.preview import preview_grid
+    from ..data.transforms import parse_aug_options
 
     splits = open_dataset(args.data, val_split=args.val_split, seed=args.seed, in_chans=args.in_chans)
     size = args.size or (splits.input_size[-1] if splits.input_size else 224)

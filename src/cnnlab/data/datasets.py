@@ -13,54 +13,16 @@ reaches the user once per worker.
 
 from __future__ import annotations
 
-import os
-import warnings
 from collections.abc import Callable
 
 import torch
-from PIL import Image
 from torch.utils.data import Dataset
 from torchvision import tv_tensors
 from torchvision.transforms.v2 import functional as TF
 
-from .images import BadImage, jpeg_header, load_image, open_image
+from .images import BadImage, load_image
+from .jpeg import decode_jpeg_file
 from .report import BadFileReport
-
-# torchvision 0.29 deprecates its image io in favour of TorchCodec and warns on every call.
-warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torchvision\.io\.image")
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", DeprecationWarning)
-    try:
-        from torchvision.io import ImageReadMode, decode_jpeg
-        JPEG_MODES = {"RGB": ImageReadMode.RGB, "L": ImageReadMode.GRAY}
-        JPEG_CHANNELS = {"RGB": 3, "L": 1}
-    except ImportError:  # a torchvision without image io: the PIL path is used
-        decode_jpeg, JPEG_MODES, JPEG_CHANNELS = None, {}, {}
-
-
-def decode_jpeg_file(path: str, mode: str = "RGB", draft: int | None = None) -> torch.Tensor | None:
-    """A JPEG decoded by ``torchvision.io.decode_jpeg`` (libjpeg-turbo straight into a tensor, about
-    1.4x faster than PIL's decode and copy), EXIF orientation applied; None when the PIL path suits
-    better (not a JPEG, CMYK, a header this quick parser does not follow, or a big JPEG that draft
-    decoding can shrink). Empty files and decompression bombs are refused as on the PIL path."""
-    if decode_jpeg is None:
-        return None
-    with open(path, "rb") as fh:
-        data = bytearray(os.fstat(fh.fileno()).st_size)
-        fh.readinto(data)
-    header = jpeg_header(data)
-    if header is None or header[2] not in (1, 3) or (draft and min(header[:2]) >= 2 * draft):
-        return None
-    if header[0] * header[1] > Image.MAX_IMAGE_PIXELS:
-        open_image(path, data)  # raises the same BadImage as the PIL path
-    try:
-        x = decode_jpeg(torch.frombuffer(data, dtype=torch.uint8),
-                        mode=ImageReadMode.UNCHANGED if JPEG_CHANNELS[mode] == header[2] else JPEG_MODES[mode],
-                        apply_exif_orientation=True)
-    except RuntimeError as exc:
-        reason = str(exc).rsplit(", ", 1)[-1]  # drop the C++ source location
-        raise BadImage(path, f"{'truncated' if 'truncated' in reason.lower() else 'corrupt'}: {reason}") from None
-    return x  # a plain tensor: v2 treats a lone tensor as the image, without tv_tensor dispatch costs
 
 
 class TensorImageDataset(Dataset):
@@ -112,7 +74,7 @@ class ImageFileDataset(Dataset):
         path = self.samples[index][0]
         draft = getattr(self.transform, "draft_size", None)
         if getattr(self.transform, "accepts_tensor", False):
-            image = decode_jpeg_file(path, self.mode, draft)
+            image = decode_jpeg_file(path, self.mode, draft, fast=getattr(self.transform, "fast_decode", False))
             if image is not None:
                 return image
         return load_image(path, self.mode, draft=draft)

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import math
+import os
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -18,16 +19,61 @@ from ..utils.log import notice
 
 @dataclass
 class BadFileReport:
-    """Files skipped so far: ``skipped`` is a list of ``(path, reason)``; ``counts`` by reason."""
+    """Files skipped so far: ``skipped`` is a list of ``(path, reason)``; ``counts`` by reason.
+
+    DataLoader workers (and the ranks of a distributed run) each hold their own copy of a dataset's
+    report. :meth:`attach_log` gives every copy one shared append-only log (a line ``path<TAB>reason``
+    per file, appended with a single ``O_APPEND`` write, so lines from concurrent processes never
+    interleave); :meth:`sync` merges the log back into this copy. A file already in the log is not
+    warned about again by another worker.
+    """
 
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    log_path: str | None = None
 
     def add(self, path: str, reason: str, quiet: bool = False) -> None:
         if any(p == path for p, _ in self.skipped):
             return
         self.skipped.append((path, reason))
+        if self.log_path is not None:
+            if path in dict(self._read_log()):
+                return  # another worker met it first and has warned
+            self._append_log([(path, reason)])
         if not quiet:
             notice(f"skipping bad image {path}: {reason}")
+
+    def attach_log(self, path: str | os.PathLike, write_existing: bool = True) -> None:
+        """Share skips through the log at ``path`` (created if missing; kept when it exists, so that a
+        resumed run keeps its earlier entries). ``write_existing``: append the files skipped so far
+        (one process of a distributed run does it)."""
+        self.log_path = os.fspath(path)
+        logged = dict(self._read_log())
+        if write_existing:
+            self._append_log([(p, r) for p, r in self.skipped if p not in logged])
+        self.sync()
+
+    def sync(self) -> BadFileReport:
+        """Merge the entries other processes wrote to the log (a no-op without a log)."""
+        known = {p for p, _ in self.skipped}
+        self.skipped += [(p, r) for p, r in self._read_log() if p not in known and not known.add(p)]
+        return self
+
+    def _read_log(self) -> list[tuple[str, str]]:
+        if self.log_path is None or not os.path.exists(self.log_path):
+            return []
+        with open(self.log_path, encoding="utf-8", errors="replace") as fh:
+            rows = [line.rstrip("\n").split("\t", 1) for line in fh if "\t" in line]
+        return [(p, r) for p, r in rows]
+
+    def _append_log(self, rows: list[tuple[str, str]]) -> None:
+        if not rows:
+            return
+        text = "".join(f"{p}\t{' '.join(r.split())}\n" for p, r in rows)  # reasons on one line
+        fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            os.write(fd, text.encode("utf-8", errors="replace"))
+        finally:
+            os.close(fd)
 
     @property
     def counts(self) -> dict[str, int]:

@@ -9,7 +9,8 @@ best.safetensors        the weights of the epoch with the best validation top-1
 metrics.csv             one row per epoch: losses, top-1/top-5 (%), lr, seconds, images/s
 tensorboard/            TensorBoard events of the same rows (``tensorboard --logdir runs``)
 curves.png              loss / top-1 / lr curves;  confusion.png: the best weights' confusion matrix
-summary.json / .txt     best and last epoch, how the run ended, the files
+skipped_files.tsv       unreadable images the loaders skipped (path, reason), only when there are any
+summary.json / .txt     best and last epoch, how the run ended, the skipped files, the files
 ======================  =======================================================================
 """
 
@@ -34,6 +35,7 @@ TABLE = (("epoch", "{:>5}", "{:>5d}"), ("train_loss", "{:>10}", "{:>10.4f}"), ("
          ("val_loss", "{:>8}", "{:>8.4f}"), ("val_top1", "{:>8}", "{:>8.2f}"), ("val_top5", "{:>8}", "{:>8.2f}"),
          ("lr", "{:>9}", "{:>9.2e}"), ("seconds", "{:>7}", "{:>7.1f}"), ("images_per_s", "{:>8}", "{:>8.0f}"))
 HEADER_NAMES = {"images_per_s": "img/s", "seconds": "sec"}
+SKIPPED_LOG = "skipped_files.tsv"
 
 
 def table_header() -> str:

@@ -189,7 +189,7 @@ def _transforms(config: FinetuneConfig, model, in_chans: int):
     cfg = model.default_cfg.with_channels(in_chans)
     size = config.input_size or cfg.input_size[-1]
     cfg = replace(cfg, input_size=(in_chans, size, size))
-    from ..cli.data import parse_aug_options
+    from ..data.transforms import parse_aug_options
 
     augment, options = config.augment or "none", parse_aug_options(list(config.aug))
     eval_tf = eval_transform(cfg)

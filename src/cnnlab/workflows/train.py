@@ -28,7 +28,7 @@ from ..config import apply_overrides
 from ..engine import distributed as D
 from ..engine.fitconfig import FitConfig
 from ..engine.loop import FitResult, NonFiniteLoss, Trainer
-from ..engine.runfolder import RunFolder
+from ..engine.runfolder import SKIPPED_LOG, RunFolder
 from ..engine.state import STATE_FILE, load_state
 from ..errors import CheckpointError, CnnlabError
 from ..utils.io import write_json
@@ -121,6 +121,8 @@ def _train(config: TrainConfig, state: dict | None, device, info, started: float
     if info.is_main:
         _prepare_folder(run_dir, config, state is not None)
         _print_config(config, data_cfg, run_dir, resumed=state is not None)
+    D.barrier(info)  # the folder exists (and an --overwrite has emptied it) before any rank logs into it
+    splits.report.attach_log(run_dir / SKIPPED_LOG, write_existing=info.is_main)  # shared by loader workers
     fit = _fit(trainer, folder, run_dir)
     return _finish(config, trainer, folder, splits, fit, run_dir, time.perf_counter() - started, info)
 
@@ -220,14 +222,19 @@ def _finish(config, trainer, folder, splits, fit: FitResult, run_dir, seconds, i
     last = fit.history[-1] if fit.history else {}
     files = {name: run_dir / name for name in ("config.json", "metrics.csv", "curves.png", "confusion.png",
                                                 "best.safetensors", "last.safetensors", STATE_FILE,
-                                                "tensorboard", "summary.json", "summary.txt")}
+                                                "tensorboard", SKIPPED_LOG, "summary.json", "summary.txt")}
+    D.barrier(info)  # every rank's loader workers have finished logging skipped files
     if info.is_main:
         if fit.history:
             write_pictures(folder, fit, splits.classes, f"{config.model} on {config.data}")
+        skipped = splits.report.sync()
         present = [n for n, p in files.items() if p.exists() or n.startswith("summary")]
         folder.write_summary({"model": config.model, "data": config.data, "stopped": fit.stopped,
                               "seconds": seconds, "steps": fit.step, "best": best, "last": last,
-                              "history": fit.history, "files": present})
+                              "history": fit.history, "skipped_files": skipped.to_dict(), "files": present})
+        if len(skipped):
+            print(f"skipped {len(skipped)} unreadable file(s) ({', '.join(f'{k}: {v}' for k, v in skipped.counts.items())}); "
+                  f"listed in {run_dir / SKIPPED_LOG}")
         _print_end(fit, best, run_dir, seconds)
     return TrainResult(run_dir, best, last, fit.stopped, seconds, {k: p for k, p in files.items() if p.exists()})
 

@@ -91,7 +91,7 @@ def data_setup(config, splits, model: nn.Module) -> DataSetup:
     minimum = getattr(model, "min_input_size", None)
     if minimum and size < (minimum if isinstance(minimum, int) else minimum[-1]):
         raise CnnlabError(f"--input-size {size} is too small for {config.model} (at least {minimum})")
-    from ..cli.data import parse_aug_options
+    from ..data.transforms import parse_aug_options
 
     preset, aug = config.augment, config.aug
     if preset is None and not aug:
