@@ -207,8 +207,9 @@ class Trainer:
                 last = (b + 1) % c.accum_steps == 0 or b + 1 == self.batches_per_epoch
                 loss = self._micro_step(x, y, sync=last)
                 self.batch_in_epoch = b + 1
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+                if not bar.disable:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
                 if last:
                     self._optimizer_step()
                     self.epoch_seconds += time.perf_counter() - start

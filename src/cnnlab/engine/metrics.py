@@ -12,10 +12,9 @@ import torch
 def topk_correct(logits: torch.Tensor, target: torch.Tensor, ks: tuple[int, ...] = (1, 5)) -> list[int]:
     """How many rows have the target among the ``k`` highest logits, for each ``k`` (k capped at C)."""
     kmax = min(max(ks), logits.shape[1])
-    top = logits.topk(kmax, dim=1).indices
-    hit = top.eq(target.view(-1, 1))
-    counts = torch.stack([hit[:, : min(k, kmax)].any(dim=1).sum() for k in ks])
-    return [int(c) for c in counts.tolist()]  # one device-to-host copy
+    hit = logits.topk(kmax, dim=1).indices.eq(target.view(-1, 1))  # at most one hit per row
+    within = hit.sum(dim=0).cumsum(dim=0).tolist()  # rows with the target in the top 1, 2, ... kmax; one copy
+    return [int(within[min(k, kmax) - 1]) for k in ks]
 
 
 class RunningStats:
