@@ -134,4 +134,5 @@ def test_files_skipped_inside_loader_workers_reach_the_run_report(tmp_path, tiny
     log = (run / "skipped_files.tsv").read_text().splitlines()
     assert sorted(line.split("\t")[0] for line in log) == sorted(broken)  # each file once, from any worker
     assert "skipped 3 unreadable file(s)" in proc.stdout
+    assert "skipped: 3 unreadable image(s), listed in skipped_files.tsv" in (run / "summary.txt").read_text()
     assert sum(proc.stderr.count(f"skipping bad image {p}") for p in broken) <= 3  # one warning per file

@@ -120,6 +120,9 @@ class RunFolder(Hooks):
                          f"top-5 {best['val_top5']:.2f}%, loss {best['val_loss']:.4f}")
         if last:
             lines.append(f"last: epoch {last['epoch']}, val top-1 {last['val_top1']:.2f}%")
+        skipped = (summary.get("skipped_files") or {}).get("total", 0)
+        if skipped:
+            lines.append(f"skipped: {skipped} unreadable image(s), listed in {SKIPPED_LOG}")
         lines.append("files: " + ", ".join(summary["files"]))
         with atomic_write(self.file("summary.txt"), "w") as fh:
             fh.write("\n".join(lines) + "\n")
