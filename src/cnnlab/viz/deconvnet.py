@@ -15,9 +15,10 @@ back to pixel space through the layers below, in reverse order:
 
 Apart from the ReLU rule this is exactly the gradient of the chosen activation with respect to the
 input (times its value): the tests compare it with ``torch.autograd`` through a ReLU whose backward
-is ``ReLU(grad)``. The method needs a plain sequential stack of these layers: the ``nn.Sequential``
-that holds the model's first convolution (``features`` of AlexNet, ZFNet, VGG, LeNet-5 with ReLU);
-other models get a one-line error that names the supported ones.
+is ``ReLU(grad)``. The method needs a plain sequential stack of these layers as the whole feature
+extractor: the ``nn.Sequential`` that holds the model's first convolution, whose output is
+``forward_features`` (``features`` of AlexNet, ZFNet, VGG, LeNet-5 with ReLU); other models get a
+one-line error that names the supported ones.
 """
 
 from __future__ import annotations
@@ -52,14 +53,21 @@ class Projection:
     image: torch.Tensor  # (C, H, W) projection in input space (same units as the normalised input)
 
 
-def deconv_stack(model: nn.Module) -> tuple[str, nn.Sequential]:
-    """(path, module) of the plain conv/ReLU/max-pool stack that starts with the first convolution."""
+def deconv_stack(model: nn.Module, x: torch.Tensor | None = None) -> tuple[str, nn.Sequential]:
+    """(path, module) of the plain conv/ReLU/max-pool stack that starts with the first convolution and
+    makes the model's whole convolutional trunk; with an input ``x`` the stack's output is checked to be
+    ``forward_features(x)`` (only the shape for meta tensors)."""
     name, _ = first_conv(model)
     path = name.rpartition(".")[0]
     stack = model.get_submodule(path) if path else None
-    if not isinstance(stack, nn.Sequential) or not all(isinstance(m, SUPPORTED_LAYERS) for m in stack):
-        raise CnnlabError(f"the deconvnet needs a plain conv/ReLU/max-pool stack and {model_label(model)} has "
-                          f"none; supported models: {', '.join(SUPPORTED_MODELS)}")
+    ok = isinstance(stack, nn.Sequential) and all(isinstance(m, SUPPORTED_LAYERS) for m in stack)
+    if ok and x is not None:
+        with torch.no_grad():
+            ours, theirs = stack(x.clone()), model.forward_features(x.clone())
+        ok = ours.shape == theirs.shape and (x.is_meta or torch.allclose(ours, theirs, atol=1e-5))
+    if not ok:
+        raise CnnlabError(f"the deconvnet needs a plain conv/ReLU/max-pool stack as the feature extractor and "
+                          f"{model_label(model)} has none; supported models: {', '.join(SUPPORTED_MODELS)}")
     return path, stack
 
 
@@ -120,7 +128,7 @@ def deconv_projection(model: nn.Module, x: torch.Tensor, layer: str | None = Non
     """Project one activation of ``layer`` (a module path inside the stack, or a stage name; default: the
     deepest stage in the stack) back to pixel space. ``channel`` default: the strongest one."""
     model.eval()
-    path, stack = deconv_stack(model)
+    path, stack = deconv_stack(model, x)
     names = [f"{path}.{i}" for i in range(len(stack))]
     if layer is None:
         inside = [s.name for s in getattr(model, "stages", ()) if s.name in names]
