@@ -80,3 +80,10 @@ def test_ten_crop_of_a_whole_image_model_uses_alexnets_side_and_errors_are_one_l
         tta_transform(_cfg(32, 1.0), "flip", scales=[40, 20])
     with pytest.raises(CnnlabError, match="unknown test-time augmentation 'five'"):
         tta_transform(_cfg(32, 1.0), "five")
+
+
+def test_five_crop_is_the_first_half_of_ten_crop():
+    image = torch.randint(0, 256, (3, 41, 52), dtype=torch.uint8)
+    five, ten = tta_transform(_cfg(32, 1.0), "5crop"), tta_transform(_cfg(32, 1.0), "10crop")
+    assert five.scales == ten.scales == (37,) and five.num_views == 5
+    assert torch.equal(five(image), ten(image)[:5])

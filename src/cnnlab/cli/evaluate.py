@@ -1,5 +1,5 @@
 """``cnnlab evaluate MODEL[:WEIGHTS] [MODEL[:WEIGHTS] ...] --data DATA [--tta ...]``: accuracy of a model or
-an ensemble on a validation split, with test-time views (flip, AlexNet's 10-crop, VGG's multi-scale).
+an ensemble on a validation split, with test-time views (flip, five crops, AlexNet's 10-crop, VGG's multi-scale).
 
 Prints a line per model and one for the ensemble (top-1, top-5, loss, the views), or the whole result
 as JSON with ``--json``; ``--out FILE`` also writes the JSON. See :mod:`cnnlab.workflows.evaluate`.
@@ -11,8 +11,8 @@ import json
 
 from ..errors import CnnlabError
 
-TTA_HELP = ("none: the centre crop | flip: + its mirror | 10crop: AlexNet's 4 corners + centre and mirrors | "
-            "multiscale: centre + mirror at each of --scales (VGG)")
+TTA_HELP = ("none: the centre crop | flip: + its mirror | 5crop: 4 corners + centre | "
+            "10crop: AlexNet's 5crop + mirrors | multiscale: centre + mirror at each of --scales (VGG)")
 
 
 def register(subparsers) -> None:

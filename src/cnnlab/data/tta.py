@@ -11,6 +11,9 @@ mode           views   what
 =============  ======  ==========================================================================
 none           1       the centre crop (the model's ordinary evaluation)
 flip           2       the centre crop and its mirror image
+5crop          5       the four corner crops and the centre crop, no mirror (torchvision's FiveCrop
+                       order: top-left, top-right, bottom-left, bottom-right, centre), for data whose
+                       mirror image means something else (digits, text)
 10crop         10      AlexNet's 10-crop (Krizhevsky et al. 2012, section 4.1): the four corner
                        crops and the centre crop of the resized image, then the same five crops of
                        the mirrored image (torchvision's TenCrop order: top-left, top-right,
@@ -26,7 +29,7 @@ multiscale     2 x Q   VGG's multi-scale evaluation (Simonyan & Zisserman 2014, 
 Defaults: the model's own evaluation side (``size / crop_pct``) for none/flip/10crop, and
 ``size x (256, 384, 512) / 224`` for multiscale (the paper's Q for a 224 net trained with scale jitter
 S in [256, 512]). When the evaluation side leaves no margin (``crop_pct`` 1: the whole image), the
-10 crops would all be the same image, so 10crop then uses AlexNet's side ``size x 256 / 224``.
+corner crops would all be the same image, so 5crop/10crop then use AlexNet's side ``size x 256 / 224``.
 VGG's dense (fully convolutional) evaluation of the uncropped image is not offered: views of one
 size stack into a batch, which uncropped images of other aspect ratios do not.
 """
@@ -39,8 +42,8 @@ from torchvision.transforms.v2 import functional as TF
 
 from ..errors import CnnlabError
 
-TTA_MODES = ("none", "flip", "10crop", "multiscale")
-VIEWS_PER_SCALE = {"none": 1, "flip": 2, "10crop": 10, "multiscale": 2}
+TTA_MODES = ("none", "flip", "5crop", "10crop", "multiscale")
+VIEWS_PER_SCALE = {"none": 1, "flip": 2, "5crop": 5, "10crop": 10, "multiscale": 2}
 ALEXNET_RATIO = 256 / 224  # the resized side over the crop side of AlexNet's 10-crop
 VGG_SCALES = (256, 384, 512)  # VGG's test scales Q for a 224-pixel net (section 4.2)
 
@@ -49,7 +52,7 @@ def default_scales(mode: str, size: int, side: int) -> tuple[int, ...]:
     """The shorter sides Q of ``mode`` for a ``size`` net whose single-view evaluation resizes to ``side``."""
     if mode == "multiscale":
         return tuple(round(size * q / 224) for q in VGG_SCALES)
-    if mode == "10crop" and side <= size:
+    if mode in ("5crop", "10crop") and side <= size:
         return (round(size * ALEXNET_RATIO),)
     return (side,)
 
@@ -78,18 +81,27 @@ class FlipViews(CentreView):
         return [centre, TF.horizontal_flip(centre)]
 
 
-class TenCropViews:
+class FiveCropViews:
+    """torchvision's FiveCrop: the four corners and the centre."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.crops = T.FiveCrop(size)
+
+    def __call__(self, image: torch.Tensor) -> list[torch.Tensor]:
+        return list(self.crops(image))
+
+
+class TenCropViews(FiveCropViews):
     """torchvision's TenCrop: four corners and the centre, then the same of the mirrored image."""
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self.ten_crop = T.TenCrop(size)
-
-    def __call__(self, image: torch.Tensor) -> list[torch.Tensor]:
-        return list(self.ten_crop(image))
+        self.crops = T.TenCrop(size)
 
 
-VIEW_MAKERS = {"none": CentreView, "flip": FlipViews, "10crop": TenCropViews, "multiscale": FlipViews}
+VIEW_MAKERS = {"none": CentreView, "flip": FlipViews, "5crop": FiveCropViews, "10crop": TenCropViews,
+               "multiscale": FlipViews}
 
 
 def _dissect(transform) -> tuple[list, T.Resize, int, list]:

@@ -326,7 +326,7 @@ def evaluate(models, data=None, *, tta: str = "none", scales=None, weights=None,
 
     ``models``: ``"MODEL[:WEIGHTS]"``, a :class:`Member`, a module, or a list of them. ``data``: a
     spec as ``cnnlab train --data`` takes it (default: the first run's data) or an opened
-    :class:`~cnnlab.data.Splits`. ``tta``: none | flip | 10crop | multiscale; ``scales``: shorter sides
+    :class:`~cnnlab.data.Splits`. ``tta``: none | flip | 5crop | 10crop | multiscale; ``scales``: shorter sides
     in pixels (see :mod:`cnnlab.data.tta`). ``weights``: one non-negative weight per member (default
     equal). ``split``: ``val_split`` / ``seed`` / ``split_file`` overriding the run's. ``batch_size``:
     images per forward pass (each with all its views). ``keep_probs``: keep each line's probabilities.
