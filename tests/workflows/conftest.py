@@ -20,7 +20,7 @@ def run_cli(args: list[str], cwd: Path, timeout: float = 240) -> subprocess.Comp
 def digits_run(tmp_path_factory) -> Path:
     """lenet5 trained for one epoch on the built-in digits (seed 0): runs/a."""
     root = tmp_path_factory.mktemp("evaluate")
-    proc = run_cli(["train", "--epochs", "1", "--batch-size", "32", "--name", "a", "--out", "runs",
+    proc = run_cli(["train", "--epochs", "1", "--batch-size", "64", "--name", "a", "--out", "runs",
                     "--no-progress"], cwd=root)
     assert proc.returncode == 0, proc.stderr
     return root / "runs" / "a"

@@ -107,7 +107,7 @@ def test_cli_train_then_evaluate_with_flip_json_and_table(digits_run, tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--tta", "5crop"], "unknown test-time augmentation '5crop'"),
+    (["--tta", "7crop"], "unknown test-time augmentation '7crop'"),
     (["--scales", "40,x"], "--scales '40,x' must be comma-separated ints"),
     (["--combine", "vote"], "unknown combine 'vote'"),
     (["--member-weights", "1,2"], "ensemble weights [1.0, 2.0] must be 1 non-negative numbers"),
