@@ -135,3 +135,25 @@ def test_classes_must_match_and_an_untrained_member_warns(digits_run, tmp_path, 
     assert any("untrained network is evaluated" in r.getMessage() for r in caplog.records)
     out = json.loads(capsys.readouterr().out)
     assert [m["label"] for m in out["members"]] == [f"lenet5:{digits_run}", "lenet5"] and out["ensemble"]
+
+
+class _Wider(torch.nn.Module):
+    """The digits model's outputs in reverse class order after two extra classes that never win."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x):
+        z = self.inner(x)
+        return torch.cat([torch.full((len(z), 2), -1e4), z.flip(1)], dim=1)
+
+
+def test_a_model_with_more_classes_is_scored_by_class_name(digits_run):
+    member, splits = _reference(digits_run)
+    wider = Member(_Wider(member.model), member.transform, ["cat", "dog", *reversed(splits.classes)], "wider")
+    got = evaluate([member], splits, tta="flip", device="cpu")
+    mapped = evaluate([wider], splits, tta="flip", device="cpu")
+    assert mapped.members[0].top1 == got.members[0].top1 and mapped.members[0].top5 == got.members[0].top5
+    assert mapped.members[0].loss == pytest.approx(got.members[0].loss, rel=1e-6)
+    assert mapped.members[0].per_class == got.members[0].per_class

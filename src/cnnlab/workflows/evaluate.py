@@ -206,7 +206,7 @@ def _split_options(data, runs: list[dict], given: dict) -> tuple[str, dict]:
     base = {k: first.get(k) for k in SPLIT_KEYS} if first.get("data") == spec else {}
     options = {"val_split": None, "seed": 0, "split_file": None} | {k: v for k, v in base.items() if v is not None}
     options |= {k: v for k, v in given.items() if v is not None}
-    for run in runs[1:] + runs[:1]:
+    for run in runs:
         if run.get("data") == spec and _carved(spec, options) and any(
                 run.get(k) != options[k] for k in SPLIT_KEYS if run.get(k) is not None or options[k] is not None):
             notice(f"run {run.get('name')} was trained on another split of {spec} (seed {run.get('seed')}, "
