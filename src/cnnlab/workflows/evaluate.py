@@ -249,8 +249,8 @@ class _Views:
 
     def __init__(self, pipelines: list[TestTimeViews]) -> None:
         self.pipelines = pipelines
-        drafts = [p.draft_size for p in pipelines if hasattr(p, "draft_size")]
-        if drafts:
+        drafts = [getattr(p, "draft_size", None) for p in pipelines]
+        if None not in drafts:  # a JPEG may be decoded small only when every pipeline says how small
             self.draft_size = max(drafts)
         for attr in ("accepts_tensor", "fast_decode"):
             setattr(self, attr, all(getattr(p, attr, False) for p in pipelines))
