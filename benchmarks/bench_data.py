@@ -4,8 +4,11 @@ Images: ``--images`` JPEGs of 500x375 (ImageNet's typical size), made from the s
 (150x150, upscaled bicubic, quality 90) into a temporary folder. Each pipeline turns a file path into
 a normalised float32 3x224x224 tensor, in ONE process with one thread (a DataLoader worker):
 
-* ``cnnlab``: ``ImageFileDataset`` + ``build_transform("none", base="rrc", flip=True)`` - torchvision.io
-  JPEG decoding, channels-last uint8 antialiased resize, fused normalisation;
+* ``cnnlab``: ``ImageFileDataset`` + ``build_transform("none", base="rrc", flip=True)`` - libjpeg-turbo
+  decoding (simplejpeg) with the fast IDCT that training transforms ask for, channels-last uint8
+  antialiased resize, fused normalisation;
+* ``cnnlab, exact decode``: the same with the exact IDCT (what evaluation uses; pixels identical to
+  PIL's and torchvision's decoders);
 * ``torchvision + PIL``: the classic ImageNet recipe - PIL ``open().convert("RGB")``,
   ``transforms.RandomResizedCrop(224)``, ``RandomHorizontalFlip``, ``ToTensor``, ``Normalize``;
 * ``torchvision v2 + PIL``: the same with ``transforms.v2`` (``ToImage``, ``ToDtype``, ``Normalize``);
@@ -76,8 +79,9 @@ def make_jpegs(scenes: Path, folder: Path, n: int) -> list[str]:
     return paths
 
 
-def cnnlab_pipeline(paths):
+def cnnlab_pipeline(paths, fast_decode: bool = True):
     transform = build_transform("none", train=True, input_size=SIZE, mean=MEAN, std=STD, base="rrc", flip=True)
+    transform.fast_decode = fast_decode
     dataset = ImageFileDataset([(p, 0) for p in paths], ["x"], transform=transform)
     return lambda i: dataset[i][0]
 
@@ -154,7 +158,8 @@ def main() -> int:
         return 2
     with tempfile.TemporaryDirectory() as tmp:
         paths = make_jpegs(scenes, Path(tmp), ARGS.images)
-        pipelines = {"cnnlab": cnnlab_pipeline(paths), "torchvision + PIL": torchvision_pipeline(paths),
+        pipelines = {"cnnlab": cnnlab_pipeline(paths), "cnnlab, exact decode": cnnlab_pipeline(paths, False),
+                     "torchvision + PIL": torchvision_pipeline(paths),
                      "torchvision v2 + PIL": torchvision_v2_pipeline(paths)}
         try:
             pipelines["albumentations"] = albumentations_pipeline(paths)

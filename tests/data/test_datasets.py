@@ -183,3 +183,23 @@ def _skip_in_worker(report, k: int) -> None:
     time.sleep(0.2 * k)  # the first worker logs 'shared.jpg' before the others look
     report.add(f"w{k}.jpg", "truncated: cut\nshort", quiet=True)
     report.add("shared.jpg", "corrupt: bad marker", quiet=True)
+
+
+def test_evaluation_leaves_unreadable_files_out_instead_of_counting_a_neighbour_twice(tmp_path):
+    from cnnlab import create_model
+    from cnnlab.data import ImageFileDataset, build_transform
+    from cnnlab.engine.evaluate import evaluate
+
+
+
+    good = [(str(save(photo(seed=i), tmp_path / f"{i}.png")), i % 2) for i in range(5)]
+    bad = [(str(make_truncated(tmp_path / f"t{i}.jpg")), 0) for i in range(3)]
+    samples = [good[0], bad[0], good[1], good[2], bad[1], bad[2], good[3], good[4]]  # batch 2 (of 3): all bad
+    ds = ImageFileDataset(samples, ["a", "b"], transform=build_transform(
+        "none", train=False, input_size=32, mean=(0.5,) * 3, std=(0.5,) * 3))
+    model = create_model("lenet5_relu", num_classes=2)
+    for workers in (0, 2):
+        result = evaluate(model, ds, batch_size=2, num_classes=2, device=torch.device("cpu"), workers=workers)
+        assert result.count == 5 and int(result.confusion.sum()) == 5
+    assert ds.on_bad == "next" and ds[1][0].shape == (3, 32, 32)  # training keeps substituting
+    assert sorted(p for p, _ in ds.report.skipped) == sorted(p for p, _ in bad)

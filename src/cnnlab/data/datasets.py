@@ -5,10 +5,11 @@ attribute). With ``transform=None`` the image is a uint8 tensor ``(C, H, W)``. T
 ``tv_tensors.Image`` (in-memory data) or a PIL image (files), both of which torchvision.transforms.v2
 accepts.
 
-Bad files never crash a loader: a file that fails to decode is skipped (the next readable item is
-returned instead), named once in a warning and recorded in the shared :class:`BadFileReport`. In
-DataLoader worker processes each worker records into its own copy of the report; the warning still
-reaches the user once per worker.
+Bad files never crash a loader: a file that fails to decode is skipped, named once in a warning and
+recorded in the shared :class:`BadFileReport` (see there for DataLoader workers). What takes its place
+depends on ``on_bad``: ``"next"`` (training) returns the next readable item, so that batches keep their
+size; ``"drop"`` (evaluation: :func:`cnnlab.engine.evaluate.evaluate` sets it while it runs) returns
+None, which :func:`cnnlab.data.loader.collate_readable` leaves out, so that no image is counted twice.
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ class ImageFileDataset(Dataset):
         self.mode = mode
         self.transform = transform
         self.report = report if report is not None else BadFileReport()
+        self.on_bad = "next"
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -86,6 +88,8 @@ class ImageFileDataset(Dataset):
                 image = self.load(i)
             except BadImage as exc:
                 self.report.add(exc.path, exc.reason)
+                if self.on_bad == "drop":
+                    return None
                 continue
             image = self.transform(image) if self.transform is not None else TF.pil_to_tensor(image)
             return image, self.samples[i][1]

@@ -15,7 +15,7 @@ import random
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, default_collate
 
 PREFETCH_FACTOR = 4  # batches queued per worker
 
@@ -25,6 +25,13 @@ def seed_worker(worker_id: int) -> None:
     seed = torch.initial_seed() % 2**32
     np.random.seed(seed)
     random.seed(seed)
+
+
+def collate_readable(batch: list):
+    """``default_collate`` over the items that are not None (files a dataset dropped as unreadable);
+    None when none is left."""
+    kept = [item for item in batch if item is not None]
+    return default_collate(kept) if kept else None
 
 
 def make_loader(dataset, *, batch_size: int, shuffle: bool, workers: int = 0, seed: int = 0,
@@ -45,6 +52,6 @@ def make_loader(dataset, *, batch_size: int, shuffle: bool, workers: int = 0, se
         generator=generator,
         drop_last=drop_last,
         pin_memory=on_cuda,
-        collate_fn=collate_fn,
+        collate_fn=collate_fn or collate_readable,
         **extra,
     )

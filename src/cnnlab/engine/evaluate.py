@@ -9,6 +9,7 @@ the rows in batch order. The loss and the accuracies are therefore bitwise the o
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -44,26 +45,49 @@ def evaluate(model: nn.Module, dataset, *, batch_size: int, num_classes: int, de
     """Loss (mean cross-entropy, no label smoothing), top-1/top-5 (%) and the confusion matrix."""
     info = info or DistInfo()
     batches = ShardedBatches(len(dataset), batch_size, info)
-    loader = make_loader(dataset, batch_size=batch_size, batch_sampler=batches, workers=workers,
-                         device=device.type)
     rows = torch.zeros(batches.num_batches, 4, dtype=torch.float64)
     confusion = torch.zeros(num_classes, num_classes, dtype=torch.int64)
     was_training = model.training
     model.eval()
-    for b, (x, y) in zip(batches.batch_ids(), loader):
-        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-        if channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-            logits = main_output(model(x))
-        logits = logits.float()
-        loss_sum = F.cross_entropy(logits, y, reduction="sum")
-        c1, c5 = topk_correct(logits, y)
-        rows[b] = torch.tensor([loss_sum.item(), c1, c5, len(y)], dtype=torch.float64)
-        confusion += confusion_matrix(logits.argmax(1).cpu(), y.cpu(), num_classes)
+    with dropping_unreadable(dataset):
+        loader = make_loader(dataset, batch_size=batch_size, batch_sampler=batches, workers=workers,
+                             device=device.type)
+        for b, batch in zip(batches.batch_ids(), loader):
+            if batch is not None:  # None: every file of the batch was unreadable
+                rows[b], confusion_b = _eval_batch(model, batch, device, amp_dtype, channels_last, num_classes)
+                confusion += confusion_b
     model.train(was_training)
     rows = all_reduce_sum(rows.to(device), info).cpu()
     confusion = all_reduce_sum(confusion.to(device), info).cpu()
     loss, c1, c5, n = rows.sum(0).tolist()
     n = max(1.0, n)
     return EvalResult(loss / n, 100.0 * c1 / n, 100.0 * c5 / n, int(n), confusion)
+
+
+@contextmanager
+def dropping_unreadable(dataset):
+    """Image-file datasets leave unreadable files out of evaluation batches instead of repeating the next
+    image (see :mod:`cnnlab.data.datasets`); other datasets are untouched."""
+    before = getattr(dataset, "on_bad", None)
+    if before is not None:
+        dataset.on_bad = "drop"
+    try:
+        yield
+    finally:
+        if before is not None:
+            dataset.on_bad = before
+
+
+def _eval_batch(model, batch, device, amp_dtype, channels_last: bool, num_classes: int):
+    """(row of loss sum, top-1, top-5, count; confusion counts) of one batch."""
+    x, y = batch
+    x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+        logits = main_output(model(x))
+    logits = logits.float()
+    loss_sum = F.cross_entropy(logits, y, reduction="sum")
+    c1, c5 = topk_correct(logits, y)
+    row = torch.tensor([loss_sum.item(), c1, c5, len(y)], dtype=torch.float64)
+    return row, confusion_matrix(logits.argmax(1).cpu(), y.cpu(), num_classes)

@@ -91,7 +91,12 @@ def make_loader(dataset: Dataset, *, batch_size: int, sampler=None, batch_sample
     pin = device == "cuda"
     kw = {"batch_sampler": batch_sampler} if batch_sampler is not None else {
         "batch_size": batch_size, "sampler": sampler, "drop_last": drop_last}
-    return DataLoader(dataset, num_workers=workers, pin_memory=pin, persistent_workers=workers > 0, **kw)
+    try:
+        from ..data.loader import collate_readable as collate
+    except ImportError:
+        collate = None
+    return DataLoader(dataset, num_workers=workers, pin_memory=pin, persistent_workers=workers > 0,
+                      collate_fn=collate, **kw)
 
 
 def iterate(loader: DataLoader):
