@@ -13,7 +13,7 @@ import sys
 from ..errors import CnnlabError
 
 # Each module defines ``register(subparsers)``; its parsers set ``func(args) -> int``.
-SUBCOMMAND_MODULES = ("models", "predict", "analysis", "data", "train", "finetune", "scratch")
+SUBCOMMAND_MODULES = ("models", "predict", "evaluate", "analysis", "data", "train", "finetune", "scratch", "viz")
 
 
 def build_parser() -> argparse.ArgumentParser:
