@@ -13,13 +13,14 @@ from .registry import create_model, list_models, native_model
 __version__ = "0.1.0"
 
 __all__ = ["CnnlabError", "create_model", "list_models", "native_model", "train", "finetune", "predict",
-           "__version__"]
+           "evaluate", "__version__"]
 
 # Workflows are imported on first use so that ``import cnnlab`` stays light (and torch-free).
 _LAZY = {
     "train": ("cnnlab.workflows.train", "train"),
     "finetune": ("cnnlab.workflows.finetune", "finetune"),
     "predict": ("cnnlab.workflows.predict", "predict"),
+    "evaluate": ("cnnlab.workflows.evaluate", "evaluate"),
 }
 
 
