@@ -141,8 +141,8 @@ def deconv_projection(model: nn.Module, x: torch.Tensor, layer: str | None = Non
     return proj
 
 
-def support_box(proj: torch.Tensor, margin: int = 2) -> tuple[int, int, int, int]:
-    """(top, bottom, left, right) of the non-zero part of a (C, H, W) projection, with a margin."""
+def support_box(proj: torch.Tensor, margin: int = 0) -> tuple[int, int, int, int]:
+    """(top, bottom, left, right) of the non-zero part of a (C, H, W) projection (plus ``margin`` pixels)."""
     nz = proj.abs().sum(0) > 0
     if not nz.any():
         return 0, proj.shape[1], 0, proj.shape[2]
