@@ -115,10 +115,12 @@ def test_unsupported_model_is_one_line_and_exit_2(runs, files):
     (["cam", "lenet5_relu", "{img}", "--method", "cam"], "CAM needs a global-average-pool + linear head"),
     (["deconv", "lenet5_relu", "{img}", "--layer", "fc"], "layer 'fc' is not in lenet5_relu's deconvnet stack"),
     (["filters", "nosuchnet"], "unknown model 'nosuchnet'"),
+    (["filters", "lenet5_relu", "-o", "{out}"], "is a folder; give a file name"),
 ])
 def test_bad_input_is_one_line_exit_2(files, capsys, args, message):
     out = files["dir"] / "bad.png"
-    rc = main(["viz", *(a.format(**files) for a in args), "-o", str(out)])
+    args = [a.format(**files) for a in args]
+    rc = main(["viz", *args, *([] if "-o" in args else ["-o", str(out)])])
     err = capsys.readouterr().err
     lines = [ln for ln in err.splitlines() if ln.startswith("cnnlab: error:")]
     assert rc == 2 and len(lines) == 1 and message in lines[0], err

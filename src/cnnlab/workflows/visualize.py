@@ -40,6 +40,14 @@ class VizResult:
     summary: str  # one line: what the picture shows
 
 
+def check_out(out) -> Path:
+    """The PNG path to write; a folder or an empty name is a one-line error (before any work is done)."""
+    path = Path(out)
+    if not str(out) or path.is_dir():
+        raise CnnlabError(f"output {str(out)!r} is a folder; give a file name such as {path / 'picture.png'}")
+    return path
+
+
 def load_model(model, weights=None) -> tuple[nn.Module, list[str]]:
     """(model in eval mode, class names) from a registered name or a built module."""
     if isinstance(model, nn.Module):
@@ -70,6 +78,7 @@ def prepare_image(model: nn.Module, image) -> tuple[torch.Tensor, object]:
 
 def visualize_filters(model, weights=None, out="filters.png") -> VizResult:
     """The first conv layer's kernels as a tile grid."""
+    check_out(out)
     net, _ = load_model(model, weights)
     what = filters_lib.plot_filters(net, out)
     return VizResult(Path(out), what)
@@ -77,6 +86,7 @@ def visualize_filters(model, weights=None, out="filters.png") -> VizResult:
 
 def visualize_features(model, image, stage: str, weights=None, top: int = 16, out="features.png") -> VizResult:
     """The ``top`` channels of ``stage`` (a stage name or module path) with the largest mean activation."""
+    check_out(out)
     net, _ = load_model(model, weights)
     x, shown = prepare_image(net, image)
     fm = features_lib.feature_maps(net, x, stage, top)
@@ -92,6 +102,7 @@ def visualize_cam(model, image, weights=None, target=None, method: str = "gradca
         raise CnnlabError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
     if method == "cam" and stage is not None:
         raise CnnlabError("CAM is defined only at the last feature map; drop --stage or use --method gradcam")
+    check_out(out)
     net, names = load_model(model, weights)
     x, shown = prepare_image(net, image)
     index = class_index(target, names)
@@ -109,6 +120,7 @@ def visualize_cam(model, image, weights=None, target=None, method: str = "gradca
 def visualize_deconv(model, image, weights=None, layer: str | None = None, channel: int | None = None,
                      out="deconv.png") -> VizResult:
     """ZFNet's deconvnet projection of one activation of ``layer`` (default: the deepest stage)."""
+    check_out(out)
     net, _ = load_model(model, weights)
     deconv_lib.deconv_stack(net)  # unsupported models fail before the image is read
     x, shown = prepare_image(net, image)
