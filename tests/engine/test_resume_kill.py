@@ -54,3 +54,26 @@ def test_sigkill_then_resume_is_bitwise_identical(tmp_path, tiny_folder):
         for k in expected:
             assert torch.equal(got[k], expected[k]), f"kill {i} (after {delay:.2f} s): {k} differs"
     assert killed >= 2
+
+
+@pytest.mark.slow
+def test_resume_is_bitwise_whatever_the_loader_worker_counts(tmp_path, tiny_folder):
+    """Augmentations are seeded per batch, not per worker: a run killed while 2 worker processes load
+    its batches and resumed with none ends equal to a run that used no workers at all."""
+    data = ["train", "--data", str(tiny_folder), *ARGS]
+    ref = run_cli([*data, "--name", "ref"], cwd=tmp_path)
+    assert ref.returncode == 0, ref.stderr
+    expected, _ = read_checkpoint(tmp_path / "runs" / "ref" / "last.safetensors")
+    for delay in (0.3, 0.0):  # the second try kills right after the first checkpoint
+        name = f"w{delay}"
+        if _kill_at([*data, "--workers", "2", "--name", name], tmp_path, delay):
+            break
+    else:
+        pytest.fail("the run finished before it could be killed")
+    state = torch.load(tmp_path / "runs" / name / "state.pt", weights_only=True)
+    assert state["step"] >= 1
+    resumed = run_cli(["train", "--resume", str(tmp_path / "runs" / name), "--workers", "0"], cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    got, _ = read_checkpoint(tmp_path / "runs" / name / "last.safetensors")
+    for k in expected:
+        assert torch.equal(got[k], expected[k]), f"{k} differs"
