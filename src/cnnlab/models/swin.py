@@ -10,6 +10,13 @@ inside each M x M window (M = 7) adds a learned relative position bias B[(dy, dx
 
 Parameter names are torchvision's Swin V1 (``features.0`` patch embedding, ``features.1/3/5/7``
 stages, ``features.2/4/6`` ``PatchMerging``, ``norm``, ``head``), so its checkpoints load unchanged.
+timm's ``swin_{tiny,small,base}_patch4_window7_224`` checkpoints are renamed by ``convert_state_dict``:
+``layers.S.blocks.J`` -> ``features.(2S+1).J``, ``mlp.fc1/fc2`` -> ``mlp.0/3``, ``head.fc`` -> ``head``.
+timm >= 0.9 puts patch merging at the start of stages 2-4 (``layers.1-3.downsample``); the original
+release and older timm files at the end of stages 1-3 (``layers.0-2.downsample``, ``head``); both are
+read. Their 2x2 concatenation order, ``qkv`` packing and bias-table layout are ours, so no tensor is
+permuted; the ``relative_position_index``/``attn_mask`` buffers they may hold are dropped (ours are
+computed), after checking that the bias tables are for 7 x 7 windows.
 
 Implementation notes (no change to the maths):
 
@@ -26,12 +33,14 @@ Implementation notes (no change to the maths):
 
 from __future__ import annotations
 
+import re
 from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import CheckpointError
 from ..registry import register_model
 from .base import ClassifierModel, DataConfig, Stage
 from .layers import DropPath, transformer_mlp
@@ -54,6 +63,8 @@ PATCH = 4  # patch embedding stride (pixels)
 WINDOW = 7  # window side M (tokens)
 MLP_RATIO = 4
 MASK_VALUE = -100.0  # added to attention logits between tokens of different shifted regions
+TIMM_BLOCK_PARTS = {"mlp.fc1": "mlp.0", "mlp.fc2": "mlp.3"}  # the rest of a timm block's names are ours
+TIMM_BUFFERS = ("relative_position_index", "attn_mask")  # computed here, never read from a file
 
 
 def window_partition(x: torch.Tensor, m: int) -> torch.Tensor:
@@ -218,12 +229,47 @@ class SwinTransformer(ClassifierModel):
         x = self.norm(self.features(x))  # (B, H/32, W/32, C)
         return x.permute(0, 3, 1, 2)  # (B, C, H/32, W/32)
 
+    def convert_state_dict(self, sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Rename a timm Swin state_dict to ours; torchvision's passes through unchanged."""
+        if "patch_embed.proj.weight" not in sd:
+            return sd
+        merge_at_end = "layers.0.downsample.reduction.weight" in sd  # original / old-timm layout
+        out = {}
+        for k, v in sd.items():
+            if k.rpartition(".")[2] in TIMM_BUFFERS:
+                continue
+            if k.endswith("relative_position_bias_table") and v.shape[0] != (2 * WINDOW - 1) ** 2:
+                side = (round(v.shape[0] ** 0.5) + 1) // 2
+                raise CheckpointError(f"{k} is for {side}x{side} windows; {self.model_name or 'this Swin'} has "
+                                      f"{WINDOW}x{WINDOW} windows: use a timm *_window{WINDOW}_224 checkpoint")
+            out[_timm_swin_key(k, merge_at_end)] = v
+        out.update({k: v for k, v in self.state_dict().items() if k.endswith("relative_position_index")})
+        return out
+
+
+def _timm_swin_key(key: str, merge_at_end: bool) -> str:
+    """One timm key -> ours (unknown keys unchanged, so that the strict load reports them)."""
+    if key.startswith("patch_embed."):
+        return key.replace("patch_embed.proj.", "features.0.0.").replace("patch_embed.norm.", "features.0.2.")
+    if key.startswith("head.fc."):
+        return "head." + key[len("head.fc."):]
+    m = re.fullmatch(r"layers\.(\d+)\.blocks\.(\d+)\.(.+)\.(weight|bias|relative_position_bias_table)", key)
+    if m:
+        stage, block, part, leaf = m.groups()
+        part = TIMM_BLOCK_PARTS.get(part, part)
+        return f"features.{2 * int(stage) + 1}.{block}.{part}.{leaf}"
+    m = re.fullmatch(r"layers\.(\d+)\.downsample\.(.+)", key)
+    if m:  # merging after stage S (old) or before stage S (new) sits at features.2S+2 or features.2S
+        return f"features.{2 * int(m.group(1)) + (2 if merge_at_end else 0)}.{m.group(2)}"
+    return key
+
 
 PAPER = "Liu et al. 2021, arXiv:2103.14030"
+TIMM_NAMES = {f"swin_{s}": f"swin_{size}_patch4_window7_224" for s, size in (("t", "tiny"), ("s", "small"), ("b", "base"))}
 
 
 def _builder(name: str):
-    @register_model(name, family="swin", paper=PAPER, loads=(f"torchvision:{name}",))
+    @register_model(name, family="swin", paper=PAPER, loads=(f"torchvision:{name}", f"timm:{TIMM_NAMES[name]}"))
     def build(num_classes: int = 1000, in_chans: int = 3, **kw) -> SwinTransformer:
         return SwinTransformer(SWIN_CONFIGS[name], num_classes, in_chans, **kw)
 

@@ -10,7 +10,10 @@ is classified.
 Parameter names are torchvision's ``VisionTransformer`` (``conv_proj``, ``class_token``,
 ``encoder.pos_embedding``, ``encoder.layers.encoder_layer_N.{ln_1, self_attention.in_proj_weight,
 self_attention.in_proj_bias, self_attention.out_proj, ln_2, mlp.0, mlp.3}``, ``encoder.ln``,
-``heads.head``), so torchvision checkpoints load unchanged.
+``heads.head``), so torchvision checkpoints load unchanged. timm's ``VisionTransformer`` checkpoints
+(``vit_tiny/small/base_patch16_224``, ``vit_base_patch32_224``, ``vit_large_patch16_224``) are renamed
+by ``convert_state_dict`` (``TIMM_RENAMES``); their fused ``qkv`` has the same row packing as
+``in_proj_weight`` (q, k, v blocks, each split into heads in order), so no tensor is permuted.
 
 Deviations and sources:
 
@@ -30,6 +33,7 @@ Deviations and sources:
 from __future__ import annotations
 
 import math
+import re
 from collections import OrderedDict
 from typing import NamedTuple
 
@@ -58,6 +62,22 @@ VIT_CONFIGS: dict[str, ViTConfig] = {
     "vit_b_32": ViTConfig(32, 768, 12, 12, 3072),
     "vit_l_16": ViTConfig(16, 1024, 24, 16, 4096),
 }
+# timm key -> ours (first matching rule wins); keys no rule matches pass unchanged, so a timm variant
+# with other parts (fc_norm, reg_token, layer scale) fails the strict load instead of loading wrongly
+_BLOCK = r"encoder.layers.encoder_layer_\1"
+TIMM_RENAMES: tuple[tuple[str, str], ...] = (
+    (r"cls_token", "class_token"),
+    (r"pos_embed", "encoder.pos_embedding"),
+    (r"patch_embed\.proj\.(weight|bias)", r"conv_proj.\1"),
+    (r"blocks\.(\d+)\.norm1\.(weight|bias)", _BLOCK + r".ln_1.\2"),
+    (r"blocks\.(\d+)\.attn\.qkv\.(weight|bias)", _BLOCK + r".self_attention.in_proj_\2"),
+    (r"blocks\.(\d+)\.attn\.proj\.(weight|bias)", _BLOCK + r".self_attention.out_proj.\2"),
+    (r"blocks\.(\d+)\.norm2\.(weight|bias)", _BLOCK + r".ln_2.\2"),
+    (r"blocks\.(\d+)\.mlp\.fc1\.(weight|bias)", _BLOCK + r".mlp.0.\2"),
+    (r"blocks\.(\d+)\.mlp\.fc2\.(weight|bias)", _BLOCK + r".mlp.3.\2"),
+    (r"norm\.(weight|bias)", r"encoder.ln.\1"),
+    (r"head\.(weight|bias)", r"heads.head.\1"),
+)
 NUM_STAGES = 4  # the blocks are reported as 4 equal groups (stages) for freezing / features
 LN_EPS = 1e-6  # torchvision's ViT LayerNorm epsilon
 
@@ -186,12 +206,21 @@ class VisionTransformer(ClassifierModel):
         return x if pre_logits else self.heads.head(x)
 
     def convert_state_dict(self, sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Resize a checkpoint's position embeddings (made for another image size) to this model's."""
+        """Rename timm keys to ours; resize position embeddings made for another image size to this model's."""
+        if "cls_token" in sd or "pos_embed" in sd:
+            sd = {_rename_timm_key(k): v for k, v in sd.items()}
         key = "encoder.pos_embedding"
         pos = sd.get(key)
         if pos is not None and pos.ndim == 3 and pos.shape[1] != self.encoder.pos_embedding.shape[1]:
             sd = {**sd, key: resize_pos_embedding(pos.float(), (self.grid, self.grid)).to(pos.dtype)}
         return sd
+
+
+def _rename_timm_key(key: str) -> str:
+    for pattern, repl in TIMM_RENAMES:
+        if re.fullmatch(pattern, key):
+            return re.sub(pattern, repl, key)
+    return key
 
 
 PAPER = "Dosovitskiy et al. 2020, arXiv:2010.11929"
@@ -210,8 +239,8 @@ def _builder(name: str, paper: str, loads: tuple[str, ...] = ()):
     return build
 
 
-vit_ti_16 = _builder("vit_ti_16", DEIT)
-vit_s_16 = _builder("vit_s_16", DEIT)
-vit_b_16 = _builder("vit_b_16", PAPER, ("torchvision:vit_b_16",))
-vit_b_32 = _builder("vit_b_32", PAPER, ("torchvision:vit_b_32",))
-vit_l_16 = _builder("vit_l_16", PAPER, ("torchvision:vit_l_16",))
+vit_ti_16 = _builder("vit_ti_16", DEIT, ("timm:vit_tiny_patch16_224",))
+vit_s_16 = _builder("vit_s_16", DEIT, ("timm:vit_small_patch16_224",))
+vit_b_16 = _builder("vit_b_16", PAPER, ("torchvision:vit_b_16", "timm:vit_base_patch16_224"))
+vit_b_32 = _builder("vit_b_32", PAPER, ("torchvision:vit_b_32", "timm:vit_base_patch32_224"))
+vit_l_16 = _builder("vit_l_16", PAPER, ("torchvision:vit_l_16", "timm:vit_large_patch16_224"))
