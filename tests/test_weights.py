@@ -55,6 +55,19 @@ def test_other_class_count_reinitialises_head(tmp_path, caplog):
     assert dst.fc.weight.shape == (3, 84)
 
 
+def test_headless_checkpoint_loads_the_body_and_says_the_head_is_fresh(tmp_path, caplog):
+    src = cnnlab.create_model("resnet18", num_classes=10)
+    body = {k: v for k, v in src.state_dict().items() if not k.startswith(src.classifier_path + ".")}
+    torch.save(body, tmp_path / "body.pth")
+    dst = cnnlab.create_model("resnet18", num_classes=10, weights=tmp_path / "body.pth")
+    assert "no classifier" in caplog.text
+    assert torch.equal(dst.conv1.weight, src.conv1.weight) and not torch.equal(dst.fc.weight, src.fc.weight)
+    caplog.clear()
+    with pytest.raises(CheckpointError):  # another architecture: the error alone, no head notice before it
+        cnnlab.create_model("vgg11", num_classes=10, weights=tmp_path / "body.pth")
+    assert "no classifier" not in caplog.text and "re-initialised" not in caplog.text
+
+
 def test_other_architecture_is_refused(tmp_path):
     torch.save(cnnlab.create_model("lenet5_relu", in_chans=1).state_dict(), tmp_path / "w.pth")
     with pytest.raises(CheckpointError, match="does not fit lenet5"):

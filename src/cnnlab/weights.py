@@ -132,11 +132,14 @@ def _load_into(model, sd: dict[str, torch.Tensor], name: str, strict: bool) -> N
     head_keys = {k for k in own if head and k.startswith(head + ".")}
     ckpt_head = {k for k in sd if head and k.startswith(head + ".")}
     mismatched = [k for k in own if k in sd and tuple(sd[k].shape) != tuple(own[k].shape)]
+    head_note = None
     if head_keys != ckpt_head or any(k in head_keys for k in mismatched):
         if ckpt_head:
-            n_ckpt = _class_count(sd, ckpt_head)
-            notice(f"{name}: checkpoint head has {n_ckpt} classes, model has "
-                   f"{getattr(model, 'num_classes', '?')}; the classifier is re-initialised")
+            head_note = (f"{name}: checkpoint head has {_class_count(sd, ckpt_head)} classes, model has "
+                         f"{getattr(model, 'num_classes', '?')}; the classifier is re-initialised")
+        else:
+            head_note = (f"{name}: checkpoint has no classifier (a feature extractor); the classifier keeps "
+                         "its fresh initialisation")
         sd = {k: v for k, v in sd.items() if k not in ckpt_head}
         sd.update({k: own[k] for k in head_keys})
         mismatched = [k for k in mismatched if k not in head_keys]
@@ -144,6 +147,8 @@ def _load_into(model, sd: dict[str, torch.Tensor], name: str, strict: bool) -> N
     unexpected = [k for k in sd if k not in own]
     if strict and (missing or unexpected or mismatched):
         raise CheckpointError(_mismatch_message(name, missing, unexpected, mismatched, sd, own))
+    if head_note:  # only once the rest fits: a file of another architecture gets the one error line alone
+        notice(head_note)
     sd = {k: v for k, v in sd.items() if k in own and k not in mismatched}
     model.load_state_dict(sd, strict=False)
 
