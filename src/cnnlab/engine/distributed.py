@@ -80,6 +80,15 @@ def gather_objects(obj, info: DistInfo) -> list:
     return out
 
 
+def broadcast_buffers(module: torch.nn.Module, info: DistInfo) -> None:
+    """Give every rank rank 0's buffers (BatchNorm statistics). DDP does the same at the start of each
+    training forward, so training is unchanged; but between the last step of an epoch and evaluation
+    each rank holds the statistics of its own last batch, and rank 0's are the ones saved."""
+    if info.enabled:
+        for buf in module.buffers():
+            dist.broadcast(buf, src=0)
+
+
 def barrier(info: DistInfo) -> None:
     if info.enabled:
         dist.barrier()

@@ -144,7 +144,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(), "rng": D.gather_objects(rng_state(), self.info),
             "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, "step": self.step,
-            "world_size": self.info.world_size, "epoch_sums": self.epoch_sums.state(),
+            "world_size": self.info.world_size, "epoch_sums": D.gather_objects(self.epoch_sums.state(), self.info),
             "epoch_seconds": self.epoch_seconds, "history": self.history, "best": self.best,
             "bad_epochs": self.bad_epochs,
         }
@@ -159,7 +159,7 @@ class Trainer:
             self.scaler.load_state_dict(state["scaler"])
         for key in ("epoch", "batch_in_epoch", "step", "epoch_seconds", "history", "best", "bad_epochs"):
             setattr(self, key, state[key])
-        self.epoch_sums = RunningStats(*state["epoch_sums"])
+        self.epoch_sums = _rank_sums(state["epoch_sums"], self.info)
         rngs = state["rng"]
         if len(rngs) == self.info.world_size:  # another world size: keep the fresh seeds
             set_rng_state(rngs[self.info.rank])
@@ -270,6 +270,7 @@ class Trainer:
     def _end_epoch(self) -> EvalResult:
         c = self.config
         eval_model = self.ema.module if self.ema else self.model
+        D.broadcast_buffers(eval_model, self.info)  # evaluate with the statistics that are saved (rank 0's)
         result = evaluate(eval_model, self.val_data, batch_size=c.batch_size, num_classes=self.num_classes,
                           device=self.device, info=self.info, amp_dtype=self.amp_dtype,
                           channels_last=c.channels_last, workers=c.workers)
@@ -297,6 +298,18 @@ class Trainer:
                 "train_top1": train["top1"], "train_top5": train["top5"], "val_loss": result.loss,
                 "val_top1": result.top1, "val_top5": result.top5, "lr": self.optimizer.param_groups[0]["lr"],
                 "seconds": seconds, "images_per_s": images / seconds if seconds > 0 else 0.0}
+
+
+def _rank_sums(saved: list, info: D.DistInfo) -> RunningStats:
+    """This rank's running sums from a state: one list per rank (each rank sums its own share of the
+    epoch), or one flat list (older state files). Under another world size rank 0 takes the totals."""
+    if not saved or not isinstance(saved[0], list | tuple):
+        return RunningStats(*saved)
+    if len(saved) == info.world_size:
+        return RunningStats(*saved[info.rank])
+    if info.rank != 0:
+        return RunningStats()
+    return RunningStats(*(sum(column) for column in zip(*saved)))
 
 
 class _null:
