@@ -3,8 +3,9 @@
 ``state.pt`` holds the model (and EMA) weights, the optimizer, scheduler and gradient-scaler states,
 the random number generator states (Python, NumPy, torch CPU, every CUDA device), the position
 (epoch, optimizer step, batches of the epoch already consumed), the epoch's running sums (one set
-per rank, like the generators: each rank sums its own share of the epoch) and the metric history. It contains only tensors, numbers, strings, lists and dicts, so it loads with
-``torch.load(path, weights_only=True)``; it is written atomically (temporary file, fsync, rename).
+per rank, like the generators: each rank sums its own share of the epoch) and the metric history. It
+contains only tensors, numbers, strings, lists and dicts, so it loads with ``torch.load(path,
+weights_only=True)``; it is written atomically (temporary file, fsync, rename).
 """
 
 from __future__ import annotations
