@@ -124,6 +124,7 @@ def test_ddp_sigkill_mid_epoch_then_resume_is_bitwise_identical(tmp_path, tiny_f
     for attempt in range(3):
         run = tmp_path / "runs" / f"killed{attempt}"
         _kill_after_first_checkpoint([*data, "--name", run.name], tmp_path, run)
+        assert (run / "state.pt").is_file(), "the run ended before its first checkpoint"
         state = torch.load(run / "state.pt", weights_only=True)
         if state["epoch"] < EPOCHS:
             break  # else the run had finished before the kill landed: nothing to resume, try again
