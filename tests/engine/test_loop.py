@@ -162,3 +162,20 @@ def test_sharded_evaluation_counts_each_sample_once():
     assert whole.count == 31 and int(whole.confusion.sum()) == 31
     seen = sorted(i for r in range(3) for batch in ShardedBatches(31, 4, DistInfo(r, r, 3)) for i in batch)
     assert seen == list(range(31))
+
+
+def test_resume_with_more_epochs_starts_from_the_new_schedule():
+    data = _data()
+    cfg = FitConfig(epochs=1, batch_size=8, lr=0.1, optimizer="sgd", schedule="cosine", progress=False)
+    first = Trainer(_net(), data, data, cfg, num_classes=4)
+    first.fit()
+    state = first.state_dict()
+    assert first.optimizer.param_groups[0]["lr"] < 1e-3  # a finished cosine run ends near 0
+    longer = Trainer(_net(), data, data, FitConfig(**{**cfg.__dict__, "epochs": 2}), num_classes=4)
+    longer.load_state_dict(state)
+    steps, total = state["step"], 2 * state["step"]
+    expected = 0.1 * 0.5 * (1 + torch.cos(torch.tensor(torch.pi * steps / total))).item()  # half way: 0.05
+    assert longer.optimizer.param_groups[0]["lr"] == pytest.approx(expected, rel=1e-6)
+    same = Trainer(_net(), data, data, cfg, num_classes=4)
+    same.load_state_dict(state)  # an unchanged schedule: exactly the saved lr
+    assert same.optimizer.param_groups[0]["lr"] == first.optimizer.param_groups[0]["lr"]

@@ -155,6 +155,7 @@ class Trainer:
             self.ema.load_state_dict(state["ema"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
+        self._apply_schedule()
         if state["scaler"]:
             self.scaler.load_state_dict(state["scaler"])
         for key in ("epoch", "batch_in_epoch", "step", "epoch_seconds", "history", "best", "bad_epochs"):
@@ -163,6 +164,16 @@ class Trainer:
         rngs = state["rng"]
         if len(rngs) == self.info.world_size:  # another world size: keep the fresh seeds
             set_rng_state(rngs[self.info.rank])
+
+    def _apply_schedule(self) -> None:
+        """Set each group's lr from this run's schedule at the restored step. The optimizer state holds
+        the lr of the run that saved it; after ``--epochs`` changed on resume (a longer schedule), the
+        first step would otherwise use the old schedule's value (0 at the end of a cosine run). With
+        an unchanged schedule this is the same value, computed the same way (a bitwise no-op)."""
+        sched = self.scheduler
+        for group, base, factor in zip(self.optimizer.param_groups, sched.base_lrs, sched.lr_lambdas):
+            group["lr"] = base * factor(sched.last_epoch)
+        sched._last_lr = [group["lr"] for group in self.optimizer.param_groups]
 
     def _checkpoint(self, reason: str) -> None:
         state = self.state_dict()
