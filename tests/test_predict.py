@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 
 import cnnlab
-from cnnlab.weights import save_weights
-from cnnlab.workflows.predict import imagenet_classes, predict
+from cnnlab.weights import imagenet_classes, save_weights
+from cnnlab.workflows.predict import predict
 
 CATS = {"tabby", "tiger cat", "Persian cat", "Siamese cat", "Egyptian cat"}
 # what each bundled photo shows, as sets of ImageNet classes

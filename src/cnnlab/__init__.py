@@ -1,33 +1,59 @@
 """cnnlab: convolutional networks for image classification.
 
-The public API is small and explicit::
+Models (every one built by name, one contract)::
 
     import cnnlab
     model = cnnlab.create_model("resnet50", num_classes=10)
     cnnlab.list_models("resnet*")
+
+Workflows, each a function and a ``cnnlab`` command (the settings are a config dataclass; keyword
+arguments override its fields):
+
+=======================  =====================================================================
+``cnnlab.train``         train a model on a dataset into a run folder (exact resume, DDP)
+``cnnlab.finetune``      transfer learning from trained weights (small / medium / large regimes)
+``cnnlab.evaluate``      accuracy of a model or an ensemble, with test-time views
+``cnnlab.predict``       classify images with a trained model
+``cnnlab.load_trained``  a trained model with its class names and preprocessing
+=======================  =====================================================================
+
+Building blocks, imported on first use: ``cnnlab.analysis`` (parameters, MACs, shapes, receptive
+fields, memory, layer costs), ``cnnlab.data``, ``cnnlab.engine`` (the training loop), ``cnnlab.transfer``
+(freezing, feature caches), ``cnnlab.weights`` (checkpoints), ``cnnlab.viz`` (pictures),
+``cnnlab.scratch`` (the NumPy engine).
 """
+
+from __future__ import annotations
+
+import importlib
 
 from .errors import CnnlabError
 from .registry import create_model, list_models, native_model
 
 __version__ = "0.1.0"
 
-__all__ = ["CnnlabError", "create_model", "list_models", "native_model", "train", "finetune", "predict",
-           "evaluate", "__version__"]
-
-# Workflows are imported on first use so that ``import cnnlab`` stays light (and torch-free).
-_LAZY = {
+# Workflows and subpackages are imported on first use so that ``import cnnlab`` stays light.
+_WORKFLOWS = {
     "train": ("cnnlab.workflows.train", "train"),
     "finetune": ("cnnlab.workflows.finetune", "finetune"),
-    "predict": ("cnnlab.workflows.predict", "predict"),
     "evaluate": ("cnnlab.workflows.evaluate", "evaluate"),
+    "predict": ("cnnlab.workflows.predict", "predict"),
+    "load_trained": ("cnnlab.workflows.trained", "load_trained"),
 }
+_SUBPACKAGES = ("analysis", "data", "engine", "models", "scratch", "transfer", "viz", "weights", "workflows")
+
+__all__ = ["CnnlabError", "create_model", "list_models", "native_model", *_WORKFLOWS, *_SUBPACKAGES,
+           "__version__"]
 
 
 def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
-
-        module, attr = _LAZY[name]
+    if name in _WORKFLOWS:
+        module, attr = _WORKFLOWS[name]
         return getattr(importlib.import_module(module), attr)
+    if name in _SUBPACKAGES:
+        return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module 'cnnlab' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

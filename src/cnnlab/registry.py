@@ -56,6 +56,8 @@ def _ensure_loaded() -> None:
 
 def list_models(pattern: str | None = None) -> list[str]:
     """Registered names, sorted; ``pattern`` is a shell wildcard such as ``'resnet*'``."""
+    if pattern is not None and not isinstance(pattern, str):
+        raise CnnlabError(f"pattern must be a shell wildcard string such as 'resnet*', got {pattern!r}")
     _ensure_loaded()
     names = sorted(_REGISTRY)
     if pattern:
@@ -64,6 +66,8 @@ def list_models(pattern: str | None = None) -> list[str]:
 
 
 def get_entry(name: str) -> ModelEntry:
+    if not isinstance(name, str):
+        raise CnnlabError(f"model name must be a string such as 'resnet50', got {name!r}")
     _ensure_loaded()
     if name not in _REGISTRY:
         close = difflib.get_close_matches(name, list(_REGISTRY), n=3, cutoff=0.5)
@@ -72,13 +76,30 @@ def get_entry(name: str) -> ModelEntry:
     return _REGISTRY[name]
 
 
-def create_model(name: str, num_classes: int = 1000, in_chans: int = 3, weights=None, **kwargs):
-    """Build a registered model by name; ``weights`` is a checkpoint path or a pretrained tag.
+def create_model(name: str, num_classes: int | None = None, in_chans: int | None = None, weights=None, **kwargs):
+    """Build a registered model by name; ``weights`` is a checkpoint file, a run folder, a pretrained
+    tag (``"imagenet"``) or a state_dict.
 
-    ``native_model(name)`` builds it in its paper's setting instead (e.g. LeNet-5: 1 channel, 10
+    With weights, what the caller leaves ``None`` comes from them: the class count, the input
+    channels, and (cnnlab checkpoints) the class names (``model.class_names``) and the evaluation
+    preprocessing (``model.default_cfg``). A class count that differs from the checkpoint's gives a
+    fresh classifier, with a notice. Without weights: 1000 classes, 3 channels.
+    ``native_model(name)`` builds a model in its paper's setting instead (e.g. LeNet-5: 1 channel, 10
     classes; the CIFAR networks: 10 classes).
     """
+    if not isinstance(name, str):
+        raise CnnlabError(f"model name must be a string such as 'resnet50', got {type(name).__name__}")
     entry = get_entry(name)
+    info, ckpt = None, None
+    if weights is not None:
+        from .weights import describe_weights, read_weights
+
+        ckpt = read_weights(weights, entry)
+        info = describe_weights(ckpt, entry)
+    chosen_classes = num_classes if num_classes is not None else (info.num_classes if info else None)
+    chosen_chans = in_chans if in_chans is not None else (info.in_chans if info else None)
+    num_classes = 1000 if chosen_classes is None else chosen_classes
+    in_chans = 3 if chosen_chans is None else chosen_chans
     _check_positive_int("num_classes", num_classes, allow_zero=True)
     _check_positive_int("in_chans", in_chans)
     try:
@@ -86,11 +107,25 @@ def create_model(name: str, num_classes: int = 1000, in_chans: int = 3, weights=
     except TypeError as exc:  # an unknown keyword argument
         raise CnnlabError(f"cannot build {name!r}: {exc}") from None
     model.model_name = name
-    if weights is not None:
+    if ckpt is not None:
         from .weights import load_weights
 
-        load_weights(model, weights, entry=entry)
+        load_weights(model, ckpt, entry=entry)
+        _adopt(model, info, num_classes, in_chans)
     return model
+
+
+def _adopt(model, info, num_classes: int, in_chans: int) -> None:
+    """Give ``model`` the class names and preprocessing its weights were trained with."""
+    if info.classes is not None and len(info.classes) == num_classes:
+        model.class_names = tuple(info.classes)
+    elif info.num_classes == num_classes == 1000 and info.model is None:
+        from .weights import imagenet_classes
+
+        model.class_names = imagenet_classes()  # a 1000-class torchvision/timm/pretrained head
+    pre = info.preprocessing
+    if pre is not None and pre.input_size[0] == in_chans:
+        model.default_cfg = pre
 
 
 def _check_positive_int(what: str, value, allow_zero: bool = False) -> None:

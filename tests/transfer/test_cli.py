@@ -51,7 +51,7 @@ def test_bad_inputs_one_line_each(tmp_path, folder, weights_file):
 
     listing = run_cli(["cache", "ls"], tmp_path)
     assert entry.name in listing.stdout and "complete" in listing.stdout
-    assert _error_line(run_cli(["cache", "rm", "nope"], tmp_path)).endswith("`cnnlab cache ls` lists them")
+    assert _error_line(run_cli(["cache", "rm", "nope"], tmp_path)).endswith("`cnnlab cache ls` lists the caches")
     removed = run_cli(["cache", "rm", entry.name], tmp_path)
     assert removed.returncode == 0 and not entry.exists()
 

@@ -12,7 +12,7 @@ import torch
 
 import cnnlab
 from cnnlab import transfer as T
-from cnnlab.feature_cache import list_caches, open_entry
+from cnnlab.transfer.feature_cache import list_caches, open_entry
 from cnnlab.weights import read_checkpoint
 from cnnlab.workflows.finetune import FinetuneConfig, finetune
 

@@ -108,7 +108,7 @@ def test_unsupported_model_is_one_line_and_exit_2(runs, files):
 
 @pytest.mark.parametrize("args,message", [
     (["features", "resnet18", "{img}", "--stage", "layer7"], "no stage or module 'layer7'"),
-    (["features", "resnet18", "{out}/broken.jpg", "--stage", "layer2"], "broken.jpg: not a readable image"),
+    (["features", "resnet18", "{out}/broken.jpg", "--stage", "layer2"], "broken.jpg: not an image"),
     (["features", "resnet18", "{out}/missing.jpg", "--stage", "layer2"], "missing.jpg: no such file"),
     (["cam", "lenet5_relu", "{img}", "--weights", "{ckpt}", "--class", "10"], "class 10 is out of range"),
     (["cam", "resnet18", "{img}", "--class", "tabby cats"], "unknown class 'tabby cats'; did you mean 'tabby'"),

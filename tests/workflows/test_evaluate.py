@@ -60,7 +60,7 @@ def test_single_view_reproduces_the_training_validation_exactly(digits_run):
 def test_ensemble_probabilities_are_the_weighted_mean_of_direct_member_probabilities(digits_run):
     member, splits = _reference(digits_run)
     other = _perturbed(member)
-    got = evaluate([member, other], splits, tta="flip", weights=[3, 1], batch_size=50, device="cpu",
+    got = evaluate([member, other], splits, tta="flip", member_weights=[3, 1], batch_size=50, device="cpu",
                    keep_probs=True)
     # direct computation: every image's single-view tensor and its mirror, softmax, weighted mean
     x = torch.stack([splits.val[i][0] for i in range(len(splits.val))])
@@ -75,7 +75,7 @@ def test_ensemble_probabilities_are_the_weighted_mean_of_direct_member_probabili
     assert got.ensemble.loss == pytest.approx(-mixed[torch.arange(len(y)), y].log().mean().item(), rel=1e-5)
     assert got.members[0].probs.sum(1).sub(1).abs().max() < 1e-5
     # mean_logit: one softmax of the weighted mean logits over the views and the members
-    logit = evaluate([member, other], splits, tta="flip", weights=[3, 1], combine="mean_logit", batch_size=50,
+    logit = evaluate([member, other], splits, tta="flip", member_weights=[3, 1], combine="mean_logit", batch_size=50,
                      device="cpu", keep_probs=True)
     with torch.no_grad():
         z = [(m.model(x) + m.model(x.flip(-1))) / 2 for m in (member, other)]
@@ -109,7 +109,7 @@ def test_cli_train_then_evaluate_with_flip_json_and_table(digits_run, tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["--tta", "7crop"], "unknown test-time augmentation '7crop'"),
     (["--scales", "40,x"], "--scales '40,x' must be comma-separated ints"),
-    (["--combine", "vote"], "unknown combine 'vote'"),
+    (["--combine", "vote"], "--combine 'vote' is not one of mean_prob, mean_logit"),
     (["--member-weights", "1,2"], "ensemble weights [1.0, 2.0] must be 1 non-negative numbers"),
     (["--data", "no/such/dir"], "unknown data 'no/such/dir'"),
 ])

@@ -8,6 +8,7 @@ as JSON with ``--json``; ``--out FILE`` also writes the JSON. See :mod:`cnnlab.w
 from __future__ import annotations
 
 import json
+import sys
 
 from ..errors import CnnlabError
 
@@ -41,6 +42,8 @@ def register(subparsers) -> None:
     p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes (default 0)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--out", default=None, metavar="FILE", help="also write the result as JSON to FILE")
+    p.add_argument("--misclassified", default=None, metavar="FILE.csv",
+                   help="write the images the model (or the ensemble) gets wrong, with the probabilities")
     p.set_defaults(func=run)
 
 
@@ -58,15 +61,21 @@ def _numbers(text: str | None, flag: str, kind):
 
 
 def run(args) -> int:
-    from ..utils.io import write_json
-    from ..workflows.evaluate import evaluate
+    from ..utils.io import check_output_file, write_json
+    from ..workflows.evaluate import EvaluateConfig, evaluate
 
-    scales = _numbers(args.scales, "--scales", int)
-    weights = _numbers(args.member_weights, "--member-weights", float)
-    split = {"val_split": args.val_split, "seed": args.seed, "split_file": args.split_file}
-    result = evaluate(args.models, args.data, tta=args.tta, scales=scales, weights=weights, combine=args.combine,
-                      batch_size=args.batch_size, device=args.device, workers=args.workers, split=split)
+    if args.out:
+        check_output_file(args.out, "--out")
+    config = EvaluateConfig(tta=args.tta, scales=_numbers(args.scales, "--scales", int),
+                            member_weights=_numbers(args.member_weights, "--member-weights", float),
+                            combine=args.combine, batch_size=args.batch_size, device=args.device,
+                            workers=args.workers, val_split=args.val_split, seed=args.seed,
+                            split_file=args.split_file, misclassified=args.misclassified)
+    result = evaluate(args.models, args.data, config)
     if args.out:
         write_json(args.out, result.to_dict())
     print(json.dumps(result.to_dict(), indent=2) if args.json else result.table())
+    if args.misclassified:
+        wrong = sum(1 for _ in open(args.misclassified, encoding="utf-8")) - 1
+        print(f"wrote {args.misclassified} ({wrong} misclassified image(s))", file=sys.stderr)
     return 0

@@ -72,15 +72,18 @@ def run(args) -> int:
     from_file = read_config_file(args.config, section="finetune") if args.config else {}
     config = apply_overrides(FinetuneConfig(), from_file, origin=f"{args.config}")
     config = apply_overrides(config, given, origin="flag")
-    result = finetune(config)
+    result = finetune(config, explicit=set(from_file) | set(given))
     return 130 if result.stopped == "interrupted" else 0
 
 
 def run_ls(args) -> int:
-    from ..feature_cache import default_cache_dir, list_caches
+    from ..transfer.feature_cache import default_cache_dir, foreign_folders, list_caches
 
     entries = list_caches(args.cache_dir)
     root = args.cache_dir or default_cache_dir()
+    others = foreign_folders(args.cache_dir)
+    if others:
+        print(f"not feature caches (left alone): {', '.join(p.name for p in others)}")
     if not entries:
         print(f"no feature caches in {root}")
         return 0
@@ -98,13 +101,16 @@ def run_ls(args) -> int:
 
 def run_rm(args) -> int:
     from ..errors import CnnlabError
-    from ..feature_cache import remove_caches
+    from ..transfer.feature_cache import foreign_folders, remove_caches
 
     if not args.names and not args.all:
         raise CnnlabError("name the caches to remove (see `cnnlab cache ls`) or pass --all")
     removed = remove_caches(None if args.all else args.names, args.cache_dir)
     for path in removed:
         print(f"removed {path}")
+    if args.all:
+        for path in foreign_folders(args.cache_dir):
+            print(f"skipped {path}: not a feature cache entry")
     if not removed:
         print("no feature caches to remove")
     return 0

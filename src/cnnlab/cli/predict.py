@@ -1,8 +1,9 @@
-"""``cnnlab predict MODEL IMAGE... [--weights W] [--topk K] [--json]``: classify image files.
+"""``cnnlab predict MODEL|RUN IMAGE|FOLDER... [--weights W] [--topk K] [--json] [--out FILE.csv]``.
 
-Prints, per image, its top-k classes with probabilities (or a JSON list with ``--json``). An
-unreadable image prints one line on stderr and the others are still classified; the exit code is 1
-when any image could not be read.
+Prints, per image, its top-k classes with probabilities (or a JSON list with ``--json``); ``--out``
+also writes them as a CSV (file, class and probability of each of the top-k, error). MODEL may be a
+run folder or a cnnlab checkpoint, which name their model. An unreadable image prints one line on
+stderr and the others are still classified; the exit code is 1 when any image could not be read.
 """
 
 from __future__ import annotations
@@ -14,19 +15,24 @@ import sys
 def register(subparsers) -> None:
     p = subparsers.add_parser("predict", help="classify images with a model",
                               description="Classify image files with a model and print the top-k classes.")
-    p.add_argument("model", help="registered model name, e.g. efficientnet_lite0")
-    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (JPEG, PNG, ...)")
+    p.add_argument("model", help="registered model name (e.g. efficientnet_lite0), or a run folder / cnnlab "
+                   "checkpoint, which names its model")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders of images")
     p.add_argument("--weights", default=None,
-                   help="checkpoint path or pretrained tag, e.g. 'imagenet' (default: untrained)")
+                   help="checkpoint, run folder or pretrained tag, e.g. 'imagenet' (default: untrained)")
     p.add_argument("--topk", type=int, default=5, help="classes shown per image (default 5)")
-    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    p.add_argument("--device", default="cpu", help="cpu | cuda | auto (default cpu)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--out", default=None, metavar="FILE.csv", help="also write the predictions as CSV")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from ..workflows.predict import predict
+    from ..utils.io import check_output_file
+    from ..workflows.predict import predict, write_csv
 
+    if args.out:
+        check_output_file(args.out, "--out")
     results = predict(args.model, args.images, weights=args.weights, topk=args.topk, device=args.device)
     for r in results:
         if r.error:
@@ -39,4 +45,6 @@ def run(args) -> int:
                 print(r.source)
                 for t in r.top:
                     print(f"  {t.prob:7.2%}  {t.index:>5}  {t.name}")
+    if args.out:
+        print(f"wrote {write_csv(results, args.out, args.topk)}", file=sys.stderr)
     return 1 if any(r.error for r in results) else 0

@@ -149,3 +149,30 @@ def load_image(path: str | os.PathLike, mode: str = "RGB", draft: int | None = N
         set_draft(im, draft)
     im = decode(im, path)
     return to_mode(apply_orientation(im, orientation), mode)
+
+
+def read_image(image, mode: str = "RGB", label: str | None = None) -> Image.Image:
+    """The one way a command reads a user's image: a path (through :func:`load_image`: checked, EXIF-
+    oriented, bombs refused), a PIL image, or an H x W (x C) uint8 array, as a PIL image in ``mode``.
+    A bad input is a one-line :class:`~cnnlab.errors.CnnlabError` naming it."""
+    from ..errors import CnnlabError
+
+    if isinstance(image, Image.Image):
+        return to_mode(image, mode)
+    if isinstance(image, np.ndarray):
+        if image.dtype != np.uint8 or image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3, 4)):
+            raise CnnlabError(f"{label or 'image'}: arrays must be uint8 HxW or HxWxC (C = 1, 3 or 4), got "
+                              f"{image.dtype} {image.shape}")
+        return to_mode(Image.fromarray(image[..., 0] if image.ndim == 3 and image.shape[2] == 1 else image), mode)
+    if not isinstance(image, str | os.PathLike):
+        raise CnnlabError(f"{label or 'image'}: expected a file path, a PIL image or a uint8 array, got "
+                          f"{type(image).__name__}")
+    path = os.fspath(image)
+    if not os.path.exists(path):
+        raise CnnlabError(f"{label or path}: no such file")
+    if not os.path.isfile(path):
+        raise CnnlabError(f"{label or path}: not a regular file")
+    try:
+        return load_image(path, mode)
+    except BadImage as exc:
+        raise CnnlabError(f"{label or path}: {exc.reason[:160]}") from None

@@ -1,7 +1,9 @@
 """Image transforms (torchvision.transforms.v2 where it has the transform).
 
-``eval_transform(cfg)`` is the standard evaluation preprocessing of a model's data config: resize
-the shorter side to ``size / crop_pct``, centre-crop ``size``, scale to [0, 1], normalise.
+``eval_transform(cfg)`` is the one evaluation preprocessing, from a model's or a checkpoint's data
+config: resize the shorter side to ``size / crop_pct``, centre-crop ``size``, scale to [0, 1],
+normalise. ``build_transform(preset, train=False)`` is the same with the crop fraction the preset's
+training implies (:func:`eval_crop_pct`).
 
 ``build_transform(preset, train=...)`` makes training augmentations from the papers' presets
 (alexnet, vgg, inception, resnet, cifar; none/digits for small images) and composable options; see
@@ -35,17 +37,28 @@ INTERPOLATION = {"bilinear": InterpolationMode.BILINEAR, "bicubic": Interpolatio
                  "nearest": InterpolationMode.NEAREST}
 
 
-def eval_transform(cfg) -> T.Compose:
-    """PIL image or uint8 tensor (C, H, W) -> normalised float tensor (C, size, size)."""
-    size = cfg.input_size[-1]
+def eval_transform(cfg) -> Compose:
+    """The one evaluation preprocessing, from a data config (``input_size``, ``mean``, ``std``,
+    ``interpolation``, ``crop_pct``): resize the shorter side to ``size / crop_pct`` (``crop_pct`` 1:
+    to ``size``), centre-crop ``size``, scale to [0, 1], normalise. PIL image or uint8 tensor (C, H, W)
+    -> float tensor (C, size, size)."""
+    size = int(cfg.input_size[-1])
+    if cfg.interpolation not in INTERPOLATION:
+        raise CnnlabError(f"unknown interpolation '{cfg.interpolation}'; use one of {', '.join(INTERPOLATION)}")
+    if not 0 < cfg.crop_pct <= 1:
+        raise CnnlabError(f"crop_pct must be in (0, 1], got {cfg.crop_pct!r}")
     resize = math.floor(size / cfg.crop_pct) if cfg.crop_pct < 1 else size
-    return T.Compose([
-        T.ToImage(),
-        T.Resize(resize, interpolation=INTERPOLATION[cfg.interpolation], antialias=True),
-        T.CenterCrop(size),
-        T.ToDtype(torch.float32, scale=True),
-        T.Normalize(list(cfg.mean), list(cfg.std)),
-    ])
+    transform = Compose([Resize(resize, interpolation=INTERPOLATION[cfg.interpolation], antialias=True),
+                         T.CenterCrop(size), ToFloatNormalized(cfg.mean, cfg.std)])
+    transform.draft_size = resize
+    transform.accepts_tensor = True
+    return transform
+
+
+def eval_crop_pct(preset: str | None, crop_pct: float, **options) -> float:
+    """The crop fraction evaluation uses after training with ``preset``: 1.0 (the whole image) for the
+    presets that train on whole images (:data:`FULL_VIEW_BASES`), else ``crop_pct``."""
+    return 1.0 if resolve_augment(preset, **options).base in FULL_VIEW_BASES else crop_pct
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -198,8 +211,9 @@ def build_transform(preset: str | None, *, train: bool, input_size: int | Sequen
     """An image (PIL or uint8 tensor) -> normalised float tensor ``(C, size, size)``.
 
     ``train=True``: the preset's augmentations (see :data:`PRESETS`, :class:`Augment`) with
-    ``options`` overriding fields. ``train=False``: resize + centre crop with ``crop_pct`` (presets
-    that train on the whole image, none/digits/cifar, evaluate on the whole image).
+    ``options`` overriding fields. ``train=False``: :func:`eval_transform` with the crop fraction of
+    :func:`eval_crop_pct` (presets that train on the whole image, none/digits/cifar, evaluate on the
+    whole image).
     ``pca``: the training set's RGB PCA (``splits.pca``), needed by presets with ``pca_std``.
     """
     size = input_size if isinstance(input_size, int) else int(input_size[-1])
@@ -208,10 +222,14 @@ def build_transform(preset: str | None, *, train: bool, input_size: int | Sequen
     aug = resolve_augment(preset, **options)
     if train:
         return train_transform(aug, size, mean, std, interpolation, pca)
-    pct = 1.0 if aug.base in FULL_VIEW_BASES else crop_pct
-    resize = math.floor(size / pct) if pct < 1 else size
-    transform = Compose([Resize(resize, interpolation=INTERPOLATION[interpolation], antialias=True),
-                           T.CenterCrop(size), ToFloatNormalized(mean, std)])
-    transform.draft_size = resize
-    transform.accepts_tensor = True
-    return transform
+    pct = eval_crop_pct(preset, crop_pct, **options)
+    return eval_transform(_EvalConfig((len(mean), size, size), tuple(mean), tuple(std), interpolation, pct))
+
+
+@dataclass(frozen=True)
+class _EvalConfig:  # the fields of cnnlab.models.DataConfig that eval_transform reads (data never imports models)
+    input_size: tuple[int, int, int]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    interpolation: str
+    crop_pct: float

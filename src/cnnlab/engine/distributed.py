@@ -80,6 +80,15 @@ def gather_objects(obj, info: DistInfo) -> list:
     return out
 
 
+def broadcast_object(obj, info: DistInfo):
+    """Rank 0's ``obj`` on every rank (one process: ``obj``)."""
+    if not info.enabled:
+        return obj
+    box = [obj if info.is_main else None]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
 def broadcast_buffers(module: torch.nn.Module, info: DistInfo) -> None:
     """Give every rank rank 0's buffers (BatchNorm statistics). DDP does the same at the start of each
     training forward, so training is unchanged; but between the last step of an epoch and evaluation

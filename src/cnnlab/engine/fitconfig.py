@@ -7,7 +7,6 @@ from dataclasses import dataclass
 
 import torch
 
-from ..errors import CnnlabError
 from .optim import OPTIMIZERS, SCHEDULES
 
 AMP_DTYPES: dict[str, torch.dtype | None] = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -25,7 +24,7 @@ class FitConfig:
     l1: float = 0.0  # coefficient of sum(|w|) added to the loss
     schedule: str = "cosine"  # one of SCHEDULES, per optimizer step
     warmup: float = 0.0  # epochs of linear warmup
-    step_size: float = 0.0  # epochs between decays of the "step" schedule (0: a third of the run)
+    step_size: float | None = None  # epochs between decays of the "step" schedule (None: a third of the run)
     gamma: float = 0.1  # decay factor of the "step" schedule
     label_smoothing: float = 0.0
     aux_weight: float = 0.3  # weight of each auxiliary head's loss (GoogLeNet)
@@ -44,18 +43,23 @@ class FitConfig:
     progress: bool = True  # tqdm bar (on a terminal, rank 0)
 
     def check(self) -> None:
-        """Raise a one-line :class:`CnnlabError` for a value that cannot work."""
-        choices = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "amp": AMP_DTYPES}
-        for key, allowed in choices.items():
-            if getattr(self, key) not in allowed:
-                raise CnnlabError(f"--{key.replace('_', '-')} {getattr(self, key)!r} is not one of "
-                                  f"{', '.join(allowed)}")
+        """Raise a one-line :class:`CnnlabError` for a value that cannot work (NaN and infinities
+        included); the one place where the loop's settings are checked, for the CLI and Python alike."""
+        from ..config import check_choice, check_number
+
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        check_choice("schedule", self.schedule, SCHEDULES)
+        check_choice("amp", self.amp, AMP_DTYPES)
         for key in ("epochs", "batch_size", "accum_steps"):
-            if not isinstance(getattr(self, key), int) or getattr(self, key) < 1:
-                raise CnnlabError(f"--{key.replace('_', '-')} must be an integer >= 1, got {getattr(self, key)!r}")
-        for key in ("lr", "weight_decay", "l1", "warmup", "grad_clip", "label_smoothing", "aux_weight",
-                    "step_size", "workers", "checkpoint_every", "early_stop"):
-            if getattr(self, key) < 0:
-                raise CnnlabError(f"--{key.replace('_', '-')} must be >= 0, got {getattr(self, key)!r}")
-        if not 0 <= self.ema_decay < 1 or self.label_smoothing >= 1:
-            raise CnnlabError("--ema-decay and --label-smoothing must be in [0, 1)")
+            check_number(key, getattr(self, key), low=1, integer=True)
+        for key in ("workers", "checkpoint_every", "early_stop"):
+            check_number(key, getattr(self, key), low=0, integer=True)
+        check_number("seed", self.seed, low=0, high=2**63 - 1, integer=True)
+        check_number("lr", self.lr, low=0, low_open=True)
+        for key in ("weight_decay", "l1", "warmup", "grad_clip", "aux_weight"):
+            check_number(key, getattr(self, key), low=0)
+        check_number("momentum", self.momentum, low=0, high=1, high_open=True)
+        check_number("step_size", self.step_size, low=0, low_open=True, none=True)
+        check_number("gamma", self.gamma, low=0, high=1, low_open=True)
+        check_number("label_smoothing", self.label_smoothing, low=0, high=1, high_open=True)
+        check_number("ema_decay", self.ema_decay, low=0, high=1, high_open=True)

@@ -119,7 +119,7 @@ class Trainer:
         self.optimizer = build_optimizer(groups, c.optimizer, c.lr, c.weight_decay, c.momentum)
         total = c.epochs * self.steps_per_epoch
         warmup = round(c.warmup * self.steps_per_epoch)
-        step_size = round(c.step_size * self.steps_per_epoch) if c.step_size else 0
+        step_size = max(1, round(c.step_size * self.steps_per_epoch)) if c.step_size is not None else 0
         self.scheduler = build_schedule(self.optimizer, c.schedule, total, warmup, step_size, c.gamma)
         self.amp_dtype = AMP_DTYPES[c.amp]
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=c.amp == "fp16")

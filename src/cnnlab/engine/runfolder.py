@@ -47,24 +47,34 @@ def table_row(row: dict) -> str:
 
 
 class RunFolder(Hooks):
-    """Writes a run's files as the trainer reports (see the module docstring)."""
+    """Writes a run's files as the trainer reports (see the module docstring). ``metadata``: the
+    strings saved with every weights file (:func:`cnnlab.weights.weights_metadata`); ``clock``: the
+    run's wall seconds so far, saved in the state so that a resumed run reports its whole time."""
 
-    def __init__(self, path: Path, metadata: dict[str, str], quiet: bool = False) -> None:
-        self.path, self.metadata, self.quiet = Path(path), metadata, quiet
+    def __init__(self, path: Path, metadata: dict[str, str], quiet: bool = False, clock=None,
+                 model=None) -> None:
+        self.path, self.metadata, self.quiet, self.clock = Path(path), metadata, quiet, clock
+        self.model = model  # the whole model, when the trainer trains only its head (cached features)
         self.last_checkpoint: tuple[int, str] | None = None  # (step, reason)
         self._printed_header = False
 
     def file(self, name: str) -> Path:
         return self.path / name
 
+    def weights_model(self, trainer: Trainer):
+        """What the weights files hold: the EMA weights with ``--ema``, else the (whole) model."""
+        return trainer.ema.module if trainer.ema else (self.model if self.model is not None else trainer.model)
+
     def checkpoint(self, trainer: Trainer, state: dict, reason: str) -> None:
-        save_weights(trainer.ema.module if trainer.ema else trainer.model, self.file("last.safetensors"),
+        save_weights(self.weights_model(trainer), self.file("last.safetensors"),
                      {**self.metadata, "epoch": state["epoch"], "step": state["step"]})
+        if self.clock is not None:
+            state = {**state, "wall_seconds": float(self.clock())}
         save_state(self.file(STATE_FILE), state)  # last: a resume reads the state, never the pair
         self.last_checkpoint = (state["step"], reason)
 
     def new_best(self, trainer: Trainer, row: dict) -> None:
-        save_weights(trainer.ema.module if trainer.ema else trainer.model, self.file("best.safetensors"),
+        save_weights(self.weights_model(trainer), self.file("best.safetensors"),
                      {**self.metadata, "epoch": row["epoch"], "val_top1": f"{row['val_top1']:.4f}"})
 
     def epoch_end(self, trainer: Trainer, row: dict, result) -> None:

@@ -66,6 +66,7 @@ class ClassifierModel(nn.Module):
     default_cfg: DataConfig = DataConfig()
     train_only_modules: tuple[str, ...] = ()  # submodules used only in training (GoogLeNet's aux heads)
     model_name: str = ""
+    class_names: tuple[str, ...] | None = None  # the names of the outputs, when the weights say them
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -99,6 +100,7 @@ class ClassifierModel(nn.Module):
             new = new.to(device=old.weight.device, dtype=old.weight.dtype)
         self._set_submodule(self.classifier_path, new)
         self.num_classes = num_classes
+        self.class_names = None
 
     def _set_submodule(self, path: str, module: nn.Module) -> None:
         parent_path, _, leaf = path.rpartition(".")

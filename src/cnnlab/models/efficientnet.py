@@ -288,7 +288,7 @@ PAPER = "Tan & Le 2019, arXiv:1905.11946"
 
 
 def _lite0_imagenet():
-    from ..pretrained import efficientnet_lite0_imagenet
+    from ..weights.pretrained import efficientnet_lite0_imagenet
 
     return efficientnet_lite0_imagenet()
 

@@ -15,6 +15,48 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from ..errors import CnnlabError
+
+
+class WriteError(CnnlabError):
+    """A file could not be written (full disk, read-only folder, a folder in the way); the previous
+    version of the file, if any, is untouched."""
+
+
+def _write_error(target: Path, exc: BaseException) -> WriteError:
+    reason = getattr(exc, "strerror", None) or (str(exc).strip().splitlines() or [type(exc).__name__])[-1]
+    return WriteError(f"cannot write {target}: {reason[:120]}; nothing was replaced")
+
+
+def check_output_file(path: str | os.PathLike, flag: str = "output") -> Path:
+    """An output file path that can be written: a one-line error when it is a folder, when its folder
+    is a file, or when its folder cannot be created or written (checked before any work is done)."""
+    target = Path(path)
+    if not str(path) or target.is_dir():
+        raise CnnlabError(f"{flag} {str(path)!r} is a folder; give a file name such as {target / 'out'}")
+    parent = target.parent
+    for p in (parent, *parent.parents):
+        if p.exists():
+            if not p.is_dir():
+                raise CnnlabError(f"{flag} {target}: {p} is a file, not a folder")
+            if not os.access(p, os.W_OK | os.X_OK):
+                raise CnnlabError(f"{flag} {target}: the folder {p} is not writable")
+            break
+    return target
+
+
+def check_output_dir(path: str | os.PathLike, flag: str = "output folder") -> Path:
+    """A folder path to write into: a one-line error when it is a file or cannot be written."""
+    target = Path(path)
+    for p in (target, *target.parents):
+        if p.exists():
+            if not p.is_dir():
+                raise CnnlabError(f"{flag} {target}: {p} is a file, not a folder")
+            if not os.access(p, os.W_OK | os.X_OK):
+                raise CnnlabError(f"{flag} {target}: {p} is not writable")
+            break
+    return target
+
 
 def _umask_mode() -> int:
     """The mode a plain ``open()`` would give a new file (mkstemp's files are 0600)."""
@@ -36,12 +78,22 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _temporary(target: Path, prefix: str, suffix: str) -> tuple[int, str]:
+    """A new temporary file beside ``target`` (its folder created), or a :class:`WriteError`."""
+    if target.is_dir():
+        raise WriteError(f"cannot write {target}: it is a folder")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=target.parent)
+    except OSError as exc:
+        raise _write_error(target, exc) from None
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO[Any]]:
     """Open a temporary file beside ``path``; on success it replaces ``path`` atomically."""
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    fd, tmp = _temporary(target, f".{target.name}.", ".tmp")
     try:
         with os.fdopen(fd, mode) as fh:
             yield fh
@@ -50,9 +102,11 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO[Any]]
         os.chmod(tmp, _umask_mode())
         os.replace(tmp, target)
         _fsync_dir(target.parent)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise _write_error(target, exc) from None
         raise
 
 
@@ -60,8 +114,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO[Any]]
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path for libraries that insist on writing by file name themselves."""
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=target.suffix, dir=target.parent)
+    fd, tmp = _temporary(target, f".{target.stem}.", target.suffix)
     os.close(fd)
     try:
         yield Path(tmp)
@@ -70,9 +123,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         os.chmod(tmp, _umask_mode())
         os.replace(tmp, target)
         _fsync_dir(target.parent)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(exc, OSError) or (isinstance(exc, RuntimeError) and "writ" in str(exc).lower()):
+            raise _write_error(target, exc) from None  # torch.save reports a full disk as a RuntimeError
         raise
 
 

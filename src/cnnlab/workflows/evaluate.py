@@ -3,53 +3,81 @@
 ``evaluate(["lenet5:runs/a", "lenet5:runs/b"], "digits", tta="flip")`` (or the CLI) reports, for each
 model and for the ensemble, top-1 / top-5 (%), the mean negative log-likelihood of the true class and
 the per-class top-1, on the validation split of the data (the split ``cnnlab train`` made: the run's
-``val_split``/``seed``/``split_file`` are reused when the data is the run's).
+``val_split``/``seed``/``split_file`` are reused when the data is the run's). The settings are an
+:class:`EvaluateConfig`; keyword arguments override its fields.
 
 Members are ``MODEL[:WEIGHTS]`` strings (a run folder, a checkpoint file or a pretrained tag; no
-weights: an untrained network, with a notice), :class:`Member` objects or modules. Each member sees
-the data through its own single-view evaluation preprocessing (the one its run used: the whole
-image for runs trained on whole images, ``size / crop_pct`` then a centre crop otherwise), and the
-views of :mod:`cnnlab.data.tta` are built on it.
-
-How predictions are combined (``combine``):
-
-* ``mean_prob`` (default): the softmax probabilities are averaged over the views, then over the
-  members (weighted by ``weights``). This is what AlexNet (10 crops, 5-7 nets) and VGG (views and
-  models) did; probabilities keep one overconfident member from outvoting the others by its scale.
-* ``mean_logit``: the logits are averaged instead, then one softmax (a geometric mean of the
-  probabilities); meaningful only for members whose logits share a scale.
-
-The loss is ``-log`` of the combined probability of the true class. With one view and one member
-both reduce to the model's own softmax, so ``tta="none"`` reproduces the training loop's validation.
+weights: an untrained network, with a notice), :class:`Member` objects or modules. Each member is
+loaded by :func:`cnnlab.workflows.trained.load_trained` and sees the data through the preprocessing
+saved with its weights (the one its run validated with), and the views of :mod:`cnnlab.data.tta` are
+built on it. How views and members are combined (``mean_prob``, ``mean_logit``) and tallied is
+:mod:`cnnlab.engine.ensemble`'s. ``misclassified=FILE.csv`` lists the images the last line (the
+ensemble, or the only model) gets wrong, with the probabilities of its answer and of the truth.
 """
 
 from __future__ import annotations
 
 import copy
-import json
+import csv
+import io
 import math
 import os
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from ..config import build_config, check_choice, check_number, document
 from ..data.tta import TestTimeViews, check_mode
+from ..engine.ensemble import COMBINES, Pass, Score, score_views
 from ..errors import CnnlabError
-from ..registry import create_model, get_entry
+from ..registry import get_entry
+from ..utils.io import atomic_write, check_output_file
 from ..utils.log import notice
+from .run import resolve_device
+from .trained import load_trained
 
-COMBINES = ("mean_prob", "mean_logit")
 SPLIT_KEYS = ("val_split", "seed", "split_file")
+__all__ = ["EvaluateConfig", "EvaluationResult", "Member", "Score", "evaluate", "load_member", "parse_member"]
+
+
+@dataclass
+class EvaluateConfig:
+    """What ``evaluate`` does besides which models and data (see the module docstring)."""
+
+    tta: str = "none"  # none | flip | 5crop | 10crop | multiscale (cnnlab.data.tta)
+    scales: list[int] | None = None  # shorter sides in pixels to take the views at (default: the model's)
+    member_weights: list[float] | None = None  # one non-negative weight per member (default equal)
+    combine: str = "mean_prob"  # mean_prob | mean_logit (cnnlab.engine.ensemble)
+    batch_size: int = 32  # images per forward pass, each with all its views
+    device: str = "auto"  # auto | cpu | cuda
+    workers: int = 0  # DataLoader worker processes
+    val_split: float | None = None  # the split: default the first run's
+    seed: int | None = None
+    split_file: str | None = None
+    keep_probs: bool = False  # keep each line's probabilities (Score.probs / indices / targets)
+    misclassified: str | None = None  # CSV of the images the last line gets wrong
+
+    def check(self) -> None:
+        check_mode(self.tta)
+        check_choice("combine", self.combine, COMBINES)
+        check_number("batch_size", self.batch_size, low=1, integer=True)
+        check_number("workers", self.workers, low=0, integer=True)
+        check_number("val_split", self.val_split, low=0, high=1, low_open=True, high_open=True, none=True)
+        check_number("seed", self.seed, low=0, high=2**63 - 1, integer=True, none=True)
+        for s in self.scales or []:
+            check_number("scales", s, low=8, high=4096, integer=True)
+        if self.misclassified:
+            check_output_file(self.misclassified, "--misclassified")
 
 
 @dataclass
 class Member:
-    """One model to evaluate. ``transform``: its single-view evaluation transform (resize the shorter
-    side, centre crop, normalise; default ``eval_transform(model.default_cfg)``); ``classes``: the
-    names of its outputs (default: the dataset's); ``run``: its run folder's config.json."""
+    """One model to evaluate. ``transform``: its single-view evaluation transform (default: its
+    preprocessing's, ``eval_transform(model.default_cfg)``); ``classes``: the names of its outputs
+    (default: the dataset's); ``run``: its run folder's config.json."""
 
     model: nn.Module
     transform: object = None
@@ -60,35 +88,20 @@ class Member:
 
 
 @dataclass
-class Score:
-    label: str
-    tta: str  # e.g. "flip: 2 view(s) of 32 px at shorter side 32"
-    views: int
-    top1: float  # percent
-    top5: float  # percent
-    loss: float  # mean -log p(true class)
-    count: int
-    per_class: dict[str, dict] = field(default_factory=dict)  # name -> {"top1": %, "count": n}
-    probs: torch.Tensor | None = None  # (count, classes) when asked for (keep_probs=True)
-
-    def to_dict(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if k != "probs"}
-
-
-@dataclass
 class EvaluationResult:
     data: str
     count: int
     classes: list[str]
     tta: str
     combine: str
-    weights: list[float]
+    weights: list[float]  # the members' weights, normalised
     members: list[Score]
     ensemble: Score | None
     seconds: float
+    files: list[str] = field(default_factory=list)  # dataset item -> file (empty for in-memory data)
 
     def to_dict(self) -> dict:
-        out = {k: v for k, v in self.__dict__.items() if k not in ("members", "ensemble")}
+        out = {k: v for k, v in self.__dict__.items() if k not in ("members", "ensemble", "files")}
         return out | {"members": [m.to_dict() for m in self.members],
                       "ensemble": self.ensemble.to_dict() if self.ensemble else None}
 
@@ -107,94 +120,135 @@ class EvaluationResult:
         return "\n".join(lines)
 
 
-# ---------------------------------------------------------------------------------------------------
-# Members
-
+# -- members ----------------------------------------------------------------------------------------
 
 def parse_member(spec: str) -> tuple[str, str | None]:
     """``"MODEL[:WEIGHTS]"`` -> (model name, weights or None); the model name is checked."""
-    name, sep, weights = str(spec).partition(":")
+    if not isinstance(spec, str):
+        raise CnnlabError(f"a member is MODEL[:WEIGHTS], a Member or a model, got {type(spec).__name__}")
+    name, sep, weights = spec.partition(":")
     get_entry(name)
     if sep and not weights:
         raise CnnlabError(f"{spec!r} names no weights after ':'; write MODEL:RUN_FOLDER, MODEL:FILE or MODEL")
     return name, weights or None
 
 
-def run_config(model_name: str, weights) -> dict | None:
-    """The config.json of the run folder that ``weights`` is (or lies in), if it is that model's run."""
-    if not isinstance(weights, str | os.PathLike) or not Path(weights).exists():
-        return None
-    p = Path(weights)
-    cfg = (p if p.is_dir() else p.parent) / "config.json"
-    try:
-        data = json.loads(cfg.read_text()) if cfg.is_file() else None
-    except (OSError, json.JSONDecodeError):
-        return None
-    return data if isinstance(data, dict) and data.get("model") == model_name else None
-
-
-def _train_eval_transform(model: nn.Module, run: dict):
-    """The validation transform ``cnnlab train`` built for this run (as train_setup.data_setup does;
-    of the ``--aug`` overrides only ``base`` changes the evaluation)."""
-    from ..data.transforms import build_transform
-    from .train_setup import AUTO_AUGMENT
-
-    preset, aug = run.get("augment"), run.get("aug") or []
-    if preset is None and not aug:
-        preset = AUTO_AUGMENT.get(run.get("data"), ("none",))[0]
-    base = [v.strip() for k, _, v in (a.partition("=") for a in aug) if k.strip() == "base"]
-    cfg = model.default_cfg
-    return build_transform(preset or "none", train=False, input_size=cfg.input_size[-1], mean=cfg.mean, std=cfg.std,
-                           interpolation=cfg.interpolation, crop_pct=cfg.crop_pct, **({"base": base[-1]} if base else {}))
-
-
 def load_member(spec: str) -> Member | str:
     """A trained :class:`Member` from ``MODEL:WEIGHTS``; an untrained one is built once the data is
     known, so this returns the bare model name for ``MODEL``."""
-    from ..data.transforms import eval_transform
-    from .predict import CheckpointInfo, checkpoint_info, imagenet_classes
-
     name, weights = parse_member(spec)
     if weights is None:
         return name
-    entry = get_entry(name)
-    info = CheckpointInfo() if weights in entry.pretrained else checkpoint_info(name, weights)
-    model = create_model(name, num_classes=info.num_classes, in_chans=info.in_chans, weights=weights)
-    if info.data:
-        model.default_cfg = replace(model.default_cfg, **info.data)
-    names = info.names
-    if weights in entry.pretrained and info.num_classes == 1000:
-        names = list(imagenet_classes())
-    run = run_config(name, weights)
-    is_train_run = run is not None and "regime" not in run and "augment" in run
-    transform = _train_eval_transform(model, run) if is_train_run else eval_transform(model.default_cfg)
-    return Member(model, transform, list(names) if names else None, spec, run, info.in_chans)
+    t = load_trained(name, weights)
+    return Member(t.model, t.transform(), t.classes, spec, t.run, t.in_chans)
 
 
 def _untrained(name: str, splits, in_chans: int) -> Member:
-    from ..data.transforms import build_transform
+    from ..models.base import DataConfig
 
     notice(f"{name}: no weights given, so an untrained network is evaluated")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        model = create_model(name, num_classes=len(splits.classes), in_chans=in_chans)
-    cfg = model.default_cfg
+        t = load_trained(name, num_classes=len(splits.classes), in_chans=in_chans, quiet=True)
+    cfg = t.preprocessing
     size = splits.input_size[-1] if splits.input_size else cfg.input_size[-1]
-    transform = build_transform("none", train=False, input_size=size, mean=splits.mean, std=splits.std,
-                                interpolation=cfg.interpolation, crop_pct=cfg.crop_pct)
-    return Member(model, transform, list(splits.classes), name, None, in_chans)
+    pre = DataConfig((in_chans, size, size), tuple(splits.mean), tuple(splits.std), cfg.interpolation, 1.0)
+    from ..data.transforms import eval_transform
+
+    return Member(t.model, eval_transform(pre), list(splits.classes), name, None, in_chans)
 
 
 def _as_member(item) -> Member | str:
     if isinstance(item, Member):
         return item
     if isinstance(item, nn.Module):
-        return Member(item, label=getattr(item, "model_name", "") or type(item).__name__)
+        t = load_trained(item)
+        return Member(t.model, t.transform(), None, t.name)
     return load_member(item)
 
 
-# ---------------------------------------------------------------------------------------------------
-# Data
+# -- the workflow -----------------------------------------------------------------------------------
+
+def evaluate(models, data=None, config: EvaluateConfig | dict | None = None, **overrides) -> EvaluationResult:
+    """Evaluate one model or an ensemble on the validation split of ``data`` (see the module docstring).
+
+    ``models``: ``"MODEL[:WEIGHTS]"``, a :class:`Member`, a module, or a list of them. ``data``: a
+    spec as ``cnnlab train --data`` takes it (default: the first run's data) or an opened
+    :class:`~cnnlab.data.Splits`. ``config``/``overrides``: :class:`EvaluateConfig` fields.
+    """
+    started = time.perf_counter()
+    config = build_config(EvaluateConfig, config, _renamed(overrides))
+    config.check()
+    device = resolve_device(config.device)
+    items = list(models) if isinstance(models, list | tuple) else [models]
+    if not items:
+        raise CnnlabError("no model to evaluate; give MODEL[:WEIGHTS] (one or more)")
+    loaded = [_as_member(m) for m in items]
+    member_weights = _normalise_weights(config.member_weights, len(loaded))
+    splits, spec = _data_for(data, loaded, config)
+    members = [m if isinstance(m, Member) else _untrained(m, splits, len(splits.mean)) for m in loaded]
+    index = _class_index(members[0], splits.classes)
+    _check_same_outputs(members, [_class_index(m, splits.classes) for m in members])
+    pipelines, which = _pipelines(members, config.tta, config.scales)
+    dataset = copy.copy(splits.val)
+    dataset.transform = _Views(pipelines)
+    if hasattr(dataset, "on_bad"):
+        dataset.on_bad = "drop"  # an unreadable file is left out, not replaced by (and counted as) the next
+    keep = config.keep_probs or bool(config.misclassified)
+    tallies = score_views([m.model for m in members], which, index, dataset, member_weights, config.combine,
+                          Pass(config.batch_size, device, config.workers, keep))
+    described = [pipelines[w].describe() for w in which]
+    lines = [t.score(m.label, d, pipelines[w].num_views, splits.classes)
+             for t, m, d, w in zip(tallies, members, described, which)]
+    ensemble = None
+    if len(members) > 1:
+        tta_text = described[0] if len(set(described)) == 1 else f"{config.tta} (each member's views as above)"
+        ensemble = tallies[-1].score(f"ensemble of {len(members)}", tta_text,
+                                     sum(pipelines[w].num_views for w in which), splits.classes)
+    files = [s[0] for s in getattr(splits.val, "samples", [])]
+    result = EvaluationResult(spec, lines[0].count, list(splits.classes), config.tta, config.combine,
+                              member_weights, lines, ensemble, time.perf_counter() - started, files)
+    if config.misclassified:
+        write_misclassified(result, config.misclassified)
+    return result
+
+
+def _renamed(overrides: dict) -> dict:
+    """Keyword names of earlier versions: ``weights`` (now ``member_weights``: ``weights`` means a
+    checkpoint everywhere else) and ``split`` (a dict of the split fields)."""
+    out = dict(overrides)
+    if "weights" in out:
+        notice("evaluate(weights=...) is renamed member_weights=...; 'weights' means a checkpoint elsewhere")
+        out["member_weights"] = out.pop("weights")
+    split = out.pop("split", None) or {}
+    unknown = sorted(set(split) - set(SPLIT_KEYS))
+    if unknown:
+        raise CnnlabError(f"unknown split option(s) {', '.join(unknown)}; use {', '.join(SPLIT_KEYS)}")
+    return out | {k: v for k, v in split.items() if v is not None}
+
+
+def _normalise_weights(weights, n: int) -> list[float]:
+    if weights is None:
+        return [1.0 / n] * n
+    weights = [float(w) for w in weights]
+    if len(weights) != n or any(not math.isfinite(w) or w < 0 for w in weights) or sum(weights) <= 0:
+        raise CnnlabError(f"ensemble weights {weights} must be {n} non-negative numbers, one per model, "
+                          "not all zero")
+    total = sum(weights)
+    return [w / total for w in weights]
+
+
+def _data_for(data, loaded: list, config: EvaluateConfig):
+    """(splits, data spec) for the members: the channel count of the trained members, else the data's."""
+    chans = {m.in_chans for m in loaded if isinstance(m, Member) and m.in_chans}
+    if len(chans) > 1:
+        raise CnnlabError(f"the models take different input channels ({sorted(chans)}); evaluate them separately")
+    if data is not None and not isinstance(data, str | os.PathLike):
+        return data, getattr(data, "source", "data")
+    runs = [m.run for m in loaded if isinstance(m, Member) and m.run]
+    given = {k: getattr(config, k) for k in SPLIT_KEYS}
+    spec, options = _split_options(str(data) if data is not None else None, runs, given)
+    return _open(spec, options, next(iter(chans), None)), spec
 
 
 def _split_options(data, runs: list[dict], given: dict) -> tuple[str, dict]:
@@ -232,16 +286,26 @@ def _open(spec: str, options: dict, in_chans: int | None):
 def _class_index(member: Member, classes: list[str]) -> torch.Tensor:
     """For each dataset class, the member's output index of that class."""
     own = member.classes
-    if own is None:
-        return torch.arange(len(classes))
-    if list(own) == list(classes):
-        return torch.arange(len(classes))
+    if own is None or list(own) == list(classes):
+        n = len(classes)
+        outputs = getattr(member.model, "num_classes", n)
+        if own is None and isinstance(outputs, int) and 0 < outputs < n:
+            raise CnnlabError(f"{member.label} has {outputs} outputs but the data has {n} classes; evaluate it on "
+                              "data with its classes")
+        return torch.arange(n)
     missing = [c for c in classes if c not in own]
     if missing:
         shown = ", ".join(missing[:3]) + (" ..." if len(missing) > 3 else "")
         raise CnnlabError(f"{member.label} was trained on other classes than the data's ({len(own)} classes; the "
                           f"data's {shown} not among them); evaluate it on data with its classes")
     return torch.tensor([own.index(c) for c in classes])
+
+
+def _check_same_outputs(members: list[Member], index: list[torch.Tensor]) -> None:
+    outputs = {(tuple(m.classes) if m.classes else None, tuple(i.tolist())) for m, i in zip(members, index)}
+    if len(outputs) > 1:
+        raise CnnlabError("the ensemble's models have different classes (names or order); "
+                          "evaluate them separately or retrain them on the same data")
 
 
 class _Views:
@@ -259,152 +323,6 @@ class _Views:
         return tuple(p(image) for p in self.pipelines)
 
 
-# ---------------------------------------------------------------------------------------------------
-# Combining views and members
-
-
-def combine_views(logits: torch.Tensor, combine: str = "mean_prob") -> torch.Tensor:
-    """``(B, V, K)`` logits of V views -> ``(B, K)``: the log of the mean softmax over the views
-    (``mean_prob``) or the mean logits (``mean_logit``)."""
-    if combine == "mean_logit":
-        return logits.mean(1)
-    return torch.logsumexp(torch.log_softmax(logits, dim=-1), dim=1) - math.log(logits.shape[1])
-
-
-def log_probs(score: torch.Tensor, combine: str) -> torch.Tensor:
-    """The log-probabilities of a :func:`combine_views` score."""
-    return torch.log_softmax(score, dim=-1) if combine == "mean_logit" else score
-
-
-def combine_members(scores: list[torch.Tensor], weights: list[float], combine: str = "mean_prob") -> torch.Tensor:
-    """Log-probabilities ``(B, K)`` of the ensemble: ``log sum_m w_m p_m`` (``mean_prob``, the members'
-    probabilities averaged) or ``log_softmax(sum_m w_m z_m)`` (``mean_logit``); weights sum to 1."""
-    if combine == "mean_logit":
-        return torch.log_softmax(sum(w * s for w, s in zip(weights, scores)), dim=-1)
-    logw = torch.tensor(weights, dtype=scores[0].dtype, device=scores[0].device).log().view(-1, 1, 1)
-    return torch.logsumexp(torch.stack(scores) + logw, dim=0)
-
-
-class _Tally:
-    """Sums for one line of the table: -log p(true), top-1/top-5 hits, per-class hits."""
-
-    def __init__(self, num_classes: int, keep_probs: bool) -> None:
-        self.loss, self.c1, self.c5, self.n = 0.0, 0, 0, 0
-        self.hits = torch.zeros(num_classes, dtype=torch.int64)
-        self.seen = torch.zeros(num_classes, dtype=torch.int64)
-        self.probs: list[torch.Tensor] | None = [] if keep_probs else None
-
-    def add(self, logp: torch.Tensor, target: torch.Tensor, label: torch.Tensor) -> None:
-        from ..engine.metrics import topk_correct
-
-        self.loss -= float(logp.gather(1, target.view(-1, 1)).sum())
-        c1, c5 = topk_correct(logp, target)
-        self.c1, self.c5, self.n = self.c1 + c1, self.c5 + c5, self.n + len(target)
-        correct = (logp.argmax(1) == target).cpu()
-        self.hits += torch.bincount(label[correct], minlength=len(self.hits))
-        self.seen += torch.bincount(label, minlength=len(self.seen))
-        if self.probs is not None:
-            self.probs.append(logp.exp().cpu())
-
-    def score(self, label: str, tta: str, views: int, classes: list[str]) -> Score:
-        n = max(1, self.n)
-        per_class = {c: {"top1": 100.0 * int(h) / max(1, int(s)), "count": int(s)}
-                     for c, h, s in zip(classes, self.hits, self.seen)}
-        probs = torch.cat(self.probs) if self.probs else None
-        return Score(label, tta, views, 100.0 * self.c1 / n, 100.0 * self.c5 / n, self.loss / n, self.n, per_class,
-                     probs)
-
-
-# ---------------------------------------------------------------------------------------------------
-# The workflow
-
-
-def evaluate(models, data=None, *, tta: str = "none", scales=None, weights=None, combine: str = "mean_prob",
-             batch_size: int = 32, device: str = "auto", workers: int = 0, split: dict | None = None,
-             keep_probs: bool = False) -> EvaluationResult:
-    """Evaluate one model or an ensemble on the validation split of ``data`` (see the module docstring).
-
-    ``models``: ``"MODEL[:WEIGHTS]"``, a :class:`Member`, a module, or a list of them. ``data``: a
-    spec as ``cnnlab train --data`` takes it (default: the first run's data) or an opened
-    :class:`~cnnlab.data.Splits`. ``tta``: none | flip | 5crop | 10crop | multiscale; ``scales``: shorter sides
-    in pixels (see :mod:`cnnlab.data.tta`). ``weights``: one non-negative weight per member (default
-    equal). ``split``: ``val_split`` / ``seed`` / ``split_file`` overriding the run's. ``batch_size``:
-    images per forward pass (each with all its views). ``keep_probs``: keep each line's probabilities.
-    """
-    started = time.perf_counter()
-    _check_options(tta, combine, batch_size, workers)
-    items = list(models) if isinstance(models, list | tuple) else [models]
-    if not items:
-        raise CnnlabError("no model to evaluate; give MODEL[:WEIGHTS] (one or more)")
-    loaded = [_as_member(m) for m in items]
-    member_weights = _normalise_weights(weights, len(loaded))
-    splits, spec = _data_for(data, loaded, split or {})
-    chans = len(splits.mean)
-    members = [m if isinstance(m, Member) else _untrained(m, splits, chans) for m in loaded]
-    index = [_class_index(m, splits.classes) for m in members]
-    _check_same_outputs(members, index)
-    pipelines, which = _pipelines(members, tta, scales)
-    dataset = copy.copy(splits.val)
-    dataset.transform = _Views(pipelines)
-    from .train_setup import resolve_device
-
-    tallies = _run(members, which, index, dataset, member_weights, combine,
-                   (batch_size, resolve_device(device), workers, keep_probs))
-    described = [pipelines[w].describe() for w in which]
-    lines = [t.score(m.label, d, pipelines[w].num_views, splits.classes)
-             for t, m, d, w in zip(tallies, members, described, which)]
-    ensemble = None
-    if len(members) > 1:
-        tta_text = described[0] if len(set(described)) == 1 else f"{tta} (each member's views as above)"
-        ensemble = tallies[-1].score(f"ensemble of {len(members)}", tta_text,
-                                     sum(pipelines[w].num_views for w in which), splits.classes)
-    return EvaluationResult(spec, lines[0].count, list(splits.classes), tta, combine, member_weights,
-                            lines, ensemble, time.perf_counter() - started)
-
-
-def _check_options(tta: str, combine: str, batch_size: int, workers: int) -> None:
-    check_mode(tta)
-    if combine not in COMBINES:
-        raise CnnlabError(f"unknown combine {combine!r}; use one of {', '.join(COMBINES)}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise CnnlabError(f"batch size must be an integer >= 1, got {batch_size!r}")
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
-        raise CnnlabError(f"workers must be an integer >= 0, got {workers!r}")
-
-
-def _normalise_weights(weights, n: int) -> list[float]:
-    if weights is None:
-        return [1.0 / n] * n
-    weights = [float(w) for w in weights]
-    if len(weights) != n or any(not math.isfinite(w) or w < 0 for w in weights) or sum(weights) <= 0:
-        raise CnnlabError(f"ensemble weights {weights} must be {n} non-negative numbers, one per model, "
-                          "not all zero")
-    total = sum(weights)
-    return [w / total for w in weights]
-
-
-def _data_for(data, loaded: list, given: dict):
-    """(splits, data spec) for the members: the channel count of the trained members, else the data's."""
-    chans = {m.in_chans for m in loaded if isinstance(m, Member) and m.in_chans}
-    if len(chans) > 1:
-        raise CnnlabError(f"the models take different input channels ({sorted(chans)}); evaluate them separately")
-    if data is not None and not isinstance(data, str | os.PathLike):
-        return data, getattr(data, "source", "data")
-    unknown = sorted(set(given) - set(SPLIT_KEYS))
-    if unknown:
-        raise CnnlabError(f"unknown split option(s) {', '.join(unknown)}; use {', '.join(SPLIT_KEYS)}")
-    runs = [m.run for m in loaded if isinstance(m, Member) and m.run]
-    spec, options = _split_options(str(data) if data is not None else None, runs, given)
-    return _open(spec, options, next(iter(chans), None)), spec
-
-
-def _check_same_outputs(members: list[Member], index: list[torch.Tensor]) -> None:
-    outputs = {(tuple(m.classes) if m.classes else None, tuple(i.tolist())) for m, i in zip(members, index)}
-    if len(outputs) > 1:
-        raise CnnlabError("the ensemble's models have different classes (names or order); "
-                          "evaluate them separately or retrain them on the same data")
-
-
 def _pipelines(members: list[Member], tta: str, scales) -> tuple[list[TestTimeViews], list[int]]:
     """The distinct view pipelines and, for each member, the index of its own."""
     from ..data.transforms import eval_transform
@@ -420,31 +338,30 @@ def _pipelines(members: list[Member], tta: str, scales) -> tuple[list[TestTimeVi
     return pipelines, which
 
 
-@torch.no_grad()
-def _run(members, which, index, dataset, weights, combine, how) -> list[_Tally]:
-    """One pass over the data: a tally per member, and one for the ensemble when there are several."""
-    from ..data import make_loader
-    from ..engine.evaluate import main_output
+def write_misclassified(result: EvaluationResult, path) -> Path:
+    """CSV of the images the last line gets wrong: file (or dataset index), true and predicted class,
+    the probability of each, and the loss ``-log p(true)``; most confident mistakes first."""
+    line = result.ensemble or result.members[-1]
+    probs, indices, targets = line.probs, line.indices, line.targets
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["file", "true", "predicted", "p_predicted", "p_true", "loss"])
+    if probs is not None:
+        pred = probs.argmax(1)
+        p_true = probs.gather(1, targets.view(-1, 1)).squeeze(1)
+        wrong = torch.nonzero(pred != targets).flatten().tolist()
+        wrong.sort(key=lambda i: -float(probs[i, pred[i]]))
+        for i in wrong:
+            item = int(indices[i])
+            name = result.files[item] if item < len(result.files) else f"item {item}"
+            writer.writerow([name, result.classes[int(targets[i])], result.classes[int(pred[i])],
+                             f"{float(probs[i, pred[i]]):.6f}", f"{float(p_true[i]):.6f}",
+                             f"{-math.log(max(float(p_true[i]), 1e-45)):.6f}"])
+    out = Path(path)
+    with atomic_write(out, "w") as fh:
+        fh.write(buf.getvalue())
+    return out
 
-    batch_size, device, workers, keep = how
-    tallies = [_Tally(len(index[0]), keep) for _ in range(len(members) + (len(members) > 1))]
-    loader = make_loader(dataset, batch_size=batch_size, shuffle=False, workers=workers, device=device.type)
-    modes = [m.model.training for m in members]
-    for m in members:
-        m.model.to(device).eval()
-    try:
-        for views, label in loader:
-            target = index[0].to(device)[label.to(device)]
-            scores = []
-            for m, w in zip(members, which):
-                x = views[w].to(device, non_blocking=True)
-                logits = main_output(m.model(x.flatten(0, 1))).float().view(x.shape[0], x.shape[1], -1)
-                scores.append(combine_views(logits, combine))
-            for tally, score in zip(tallies, scores):
-                tally.add(log_probs(score, combine), target, label)
-            if len(members) > 1:
-                tallies[-1].add(combine_members(scores, weights, combine), target, label)
-    finally:
-        for m, mode in zip(members, modes):
-            m.model.train(mode)
-    return tallies
+
+
+document(evaluate, EvaluateConfig)

@@ -15,30 +15,32 @@ The head (``classifier_path``) is always replaced by a zero-initialised one with
 (:func:`cnnlab.transfer.replace_head`). With the
 cache on, the frozen backbone runs once over un-augmented training and validation images (eval
 preprocessing; ``cache_augment=K`` stores K augmented copies of each training image instead) and the
-head trains on the stored features (:mod:`cnnlab.feature_cache`); the run folder still gets the whole
-model's weights. Everything else (optimizer, schedule, run folder, resume) is ``cnnlab train``'s.
+head trains on the stored features (:mod:`cnnlab.transfer.feature_cache`); the run folder still gets the
+whole model's weights. Everything else (optimizer, schedule, the run folder, the lock, resume with its one
+policy) is ``cnnlab train``'s (:mod:`cnnlab.workflows.run`). The weights' class names are replaced by the
+data's and the weights' preprocessing (size, mean/std, interpolation, crop) is kept and saved with the
+run's weights, so a fine-tuned checkpoint describes itself. A model whose head has no parameters
+(LeNet-5's fixed RBF codes) keeps the layers after its last stage trainable instead, without a cache.
 """
 
 from __future__ import annotations
 
-import json
-import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-import torch
-
 from .. import transfer as T
-from ..config import apply_overrides
+from ..config import build_config, check_choice, check_number, document
 from ..engine import distributed as D
 from ..engine.loop import Trainer
-from ..engine.runfolder import RunFolder
-from ..engine.state import STATE_FILE, load_state
+from ..engine.runfolder import SKIPPED_LOG, RunFolder
 from ..errors import CnnlabError
+from ..registry import get_entry
 from ..utils.io import write_json
-from ..weights import load_weights, save_weights
-from .train import TrainConfig, _finish, _load_resume_state, _new_run_dir, _prepare_folder, _seed_everything
-from .train_setup import build_model, open_data, resolve_device
+from ..weights import load_weights, weights_metadata
+from . import run as R
+from .run import RunContext, TrainResult
+from .train import TrainConfig
+from .train_setup import build_model, check_input_size, open_data
 
 
 @dataclass(frozen=True)
@@ -76,132 +78,127 @@ class FinetuneConfig(TrainConfig):
     epochs: int | None = None
     lr: float | None = None
 
+    def check(self) -> None:
+        """The transfer settings, then train's checks on the regime's values (epochs, lr)."""
+        check_choice("regime", self.regime, REGIMES)
+        check_choice("frozen_bn", self.frozen_bn, T.FROZEN_BN_MODES)
+        check_number("backbone_lr_mult", self.backbone_lr_mult, low=0, none=True)
+        check_number("cache_augment", self.cache_augment, low=0, integer=True)
+        check_number("cache_shard_rows", self.cache_shard_rows, low=1, integer=True)
+        if not isinstance(self.weights, str) or not self.weights:
+            raise CnnlabError("--weights is required: a pretrained tag (imagenet), a checkpoint file or a run folder")
+        if self.cache and self.ema:
+            raise CnnlabError("--ema is not supported with the feature cache; drop --ema or pass --no-cache")
+        r = REGIMES[self.regime]
+        TrainConfig.check(replace(self, epochs=self.epochs or r.epochs, lr=self.lr or r.lr))
 
-def resolve(config: FinetuneConfig, num_stages: int) -> FinetuneConfig:
-    """``config`` with the regime's values in the fields left ``None``, checked."""
-    if config.regime not in REGIMES:
-        raise CnnlabError(f"--regime {config.regime!r} is not one of {', '.join(REGIMES)}")
-    r = REGIMES[config.regime]
+
+def resolve(config: FinetuneConfig, model) -> FinetuneConfig:
+    """``config`` with the regime's values in the fields left ``None``, checked against ``model``."""
+    config.check()
+    r, stages = REGIMES[config.regime], len(model.stages)
     freeze = config.freeze if config.freeze is not None else r.freeze
-    if str(freeze) == "half":
-        freeze = str(num_stages // 2)
-    freeze = str(T.parse_freeze(freeze, num_stages))
-    cache = config.cache if config.cache is not None else (r.cache and freeze == "all")
+    freeze = str(T.parse_freeze(str(stages // 2) if str(freeze) == "half" else freeze, stages))
+    head = T.has_trainable_head(model)
+    cache = config.cache if config.cache is not None else (r.cache and freeze == "all" and head)
     if cache and freeze != "all":
         raise CnnlabError(f"--cache needs --freeze all (the cached features are the frozen backbone's), got "
                           f"--freeze {freeze}; drop --cache or freeze all")
+    if cache and not head:
+        raise CnnlabError(f"{config.model}'s classifier has no parameters to train on cached features; "
+                          "pass --no-cache")
     out = replace(config, freeze=freeze, cache=cache, epochs=config.epochs or r.epochs, lr=config.lr or r.lr,
                   backbone_lr_mult=r.backbone_lr_mult if config.backbone_lr_mult is None else config.backbone_lr_mult)
-    if out.frozen_bn not in T.FROZEN_BN_MODES:
-        raise CnnlabError(f"--frozen-bn {out.frozen_bn!r} is not one of {', '.join(T.FROZEN_BN_MODES)}")
-    if cache and config.ema:
-        raise CnnlabError("--ema is not supported with the feature cache; drop --ema or pass --no-cache")
-    if out.cache_augment < 0 or out.cache_shard_rows < 1:
-        raise CnnlabError(f"--cache-augment must be >= 0 and --cache-shard-rows >= 1, got {out.cache_augment} and "
-                          f"{out.cache_shard_rows}")
     out.check()
     return out
 
 
-def finetune(config: FinetuneConfig | dict | None = None, **overrides):
-    """Fine-tune as configured (see the module docstring); returns a :class:`TrainResult`."""
-    if config is None:
-        config = FinetuneConfig()
-    elif isinstance(config, dict):
-        config = apply_overrides(FinetuneConfig(), config)
-    config = apply_overrides(config, overrides) if overrides else config
-    started = time.perf_counter()
+def finetune(config: FinetuneConfig | dict | None = None, *, explicit: set[str] | None = None,
+             **overrides) -> TrainResult:
+    """Fine-tune as configured (see the module docstring); ``overrides`` are FinetuneConfig fields.
+    ``explicit``: the keys the user set (for the resume check, as in ``train``)."""
+    config = build_config(FinetuneConfig, config, overrides)
     state = None
     if config.resume:
-        config, state = _resume_config(config)
+        config, state = R.resume_config(config, explicit)
     if not config.data:
         raise CnnlabError("--data is required: an image folder (class subfolders), a .csv list or cifar10:DIR ...")
-    device = resolve_device(config.device)
+    config.check()
+    device = R.resolve_device(config.device)
     info = D.setup(device.type)
+    ctx = RunContext(config, info, R.rank_device(device, info), state)
     try:
-        result = _finetune(config, state, device, info, started)
+        if ctx.resumed and R.is_complete(config, state):
+            return R.complete_result(ctx, "finetune")
+        result = _finetune(ctx)
         D.barrier(info)  # leave together (see workflows.train)
         return result
     finally:
         D.teardown()
 
 
-def _resume_config(config: FinetuneConfig) -> tuple[FinetuneConfig, dict]:
-    run_dir = Path(config.resume)
-    cfg_file = run_dir / "config.json"
-    if not cfg_file.is_file():
-        raise CnnlabError(f"--resume {run_dir}: not a run folder (no config.json); give runs/<name>")
-    saved = apply_overrides(FinetuneConfig(), json.loads(cfg_file.read_text()), origin="config.json")
-    keep = {k: getattr(config, k) for k in ("epochs", "workers", "device", "progress") if getattr(config, k)}
-    return replace(saved, **keep, resume=str(run_dir)), load_state(run_dir / STATE_FILE)
-
-
-def _finetune(config: FinetuneConfig, state, device, info, started: float):
-    splits, in_chans = open_data(config)
+def _finetune(ctx: RunContext) -> TrainResult:
+    splits, in_chans = open_data(ctx.config)
     if len(splits.classes) < 2:
-        raise CnnlabError(f"{config.data} has {len(splits.classes)} class ({', '.join(splits.classes)}); "
+        raise CnnlabError(f"{ctx.config.data} has {len(splits.classes)} class ({', '.join(splits.classes)}); "
                           "fine-tuning a classifier needs at least 2 class folders")
-    _seed_everything(config.seed)  # the new head's initialisation
-    model = build_model(config, splits, in_chans)
-    config = resolve(config, len(model.stages))
-    load_weights(model, config.weights, entry=_entry(config.model))
+    R.seed_everything(ctx.config.seed)  # the new head's initialisation
+    model = build_model(ctx.config, splits, in_chans)
+    ctx.config = config = resolve(ctx.config, model)
+    ckpt = load_weights(model, config.weights, entry=get_entry(config.model))
     T.replace_head(model, len(splits.classes))
     T.freeze_stages(model, config.freeze)
-    run_dir = Path(config.resume) if config.resume else _new_run_dir(config)
-    D.barrier(info)
-    eval_tf, train_tf, pre = _transforms(config, model, in_chans)
-    rank_device = torch.device("cuda", info.local_rank) if device.type == "cuda" else device
-    if info.is_main:
-        _print_header(config, model, run_dir, splits)
-    folder = WholeModelFolder(run_dir, _metadata(config, splits, pre), model, quiet=not info.is_main)
-    if config.cache:
-        trainer, cache = _cached_trainer(config, model, splits, eval_tf, train_tf, pre, folder, info, rank_device)
-    else:
-        splits.train.transform, splits.val.transform = train_tf, eval_tf
-        groups = T.transfer_param_groups(model, config.lr, config.backbone_lr_mult, config.weight_decay,
-                                         config.wd_exclude_norm_bias)
-        trainer = Trainer(model, splits.train, splits.val, config, num_classes=len(splits.classes), hooks=folder,
-                          param_groups=groups, set_train_mode=T.train_mode_hook(model, config.frozen_bn),
-                          info=info, device=rank_device)
-        cache = None
-    if state is not None:
-        _load_resume_state(trainer, state, run_dir)
-    else:
-        _seed_everything(config.seed + info.rank)
-    if info.is_main:
-        _prepare_folder(run_dir, config, state is not None)
-        write_json(run_dir / "transfer.json", _transfer_record(config, model, cache))
-    fit = trainer.fit()
-    return _finish(config, trainer, folder, splits, fit, run_dir, time.perf_counter() - started, info)
+    pre = preprocessing(config, model, in_chans)
+    eval_tf, train_tf = _transforms(config, pre)
+    R.claim_or_lock(ctx)
+    with R.guarded(ctx):
+        if ctx.info.is_main:
+            _print_header(config, model, ctx.run_dir, splits)
+        meta = weights_metadata(splits.classes, pre, data=config.data, weights=ckpt.source)
+        folder = RunFolder(ctx.run_dir, meta, quiet=not ctx.info.is_main, clock=ctx.elapsed, model=model)
+        if config.cache:
+            trainer, cache = _cached_trainer(ctx, model, splits, (eval_tf, train_tf, pre), folder)
+        else:
+            splits.train.transform, splits.val.transform = train_tf, eval_tf
+            groups = T.transfer_param_groups(model, config.lr, config.backbone_lr_mult, config.weight_decay,
+                                             config.wd_exclude_norm_bias)
+            trainer = Trainer(model, splits.train, splits.val, config, num_classes=len(splits.classes),
+                              hooks=folder, param_groups=groups, info=ctx.info, device=ctx.device,
+                              set_train_mode=T.train_mode_hook(model, config.frozen_bn))
+            cache = None
+        R.start(ctx, trainer)
+        if ctx.info.is_main:
+            write_json(ctx.run_dir / "transfer.json", _transfer_record(config, model, cache))
+        D.barrier(ctx.info)
+        splits.report.attach_log(ctx.run_dir / SKIPPED_LOG, write_existing=ctx.info.is_main)
+        fit = R.fit_or_explain(trainer, folder, ctx)
+        return R.finish(ctx, trainer, folder, splits, fit, "finetune")
 
 
-def _entry(name: str):
-    from ..registry import get_entry
-
-    return get_entry(name)
-
-
-def _transforms(config: FinetuneConfig, model, in_chans: int):
-    """(eval transform, train transform, preprocessing record) from the model's data config: pretrained
-    weights expect their own mean/std/resize, whatever the data's statistics."""
-    from ..data import build_transform, eval_transform
-
+def preprocessing(config: FinetuneConfig, model, in_chans: int):
+    """The weights' own evaluation preprocessing (their mean/std/resize, whatever the data's
+    statistics) for ``in_chans`` channels at ``--input-size`` (default: the weights' size)."""
     cfg = model.default_cfg.with_channels(in_chans)
     size = config.input_size or cfg.input_size[-1]
-    cfg = replace(cfg, input_size=(in_chans, size, size))
+    check_input_size(model, config.model, in_chans, size)
+    return replace(cfg, input_size=(in_chans, size, size))
+
+
+def _transforms(config: FinetuneConfig, pre):
+    """(eval transform, train transform): training images augmented only when asked to."""
+    from ..data import build_transform, eval_transform
     from ..data.transforms import parse_aug_options
 
     augment, options = config.augment or "none", parse_aug_options(list(config.aug))
-    eval_tf = eval_transform(cfg)
+    eval_tf = eval_transform(pre)
     train_tf = eval_tf if augment == "none" and not options else build_transform(
-        augment, train=True, input_size=size, mean=cfg.mean, std=cfg.std, interpolation=cfg.interpolation,
-        crop_pct=cfg.crop_pct, **options)
-    pre = {**cfg.to_dict(), "augment": augment, "aug": list(config.aug), "cache_augment": config.cache_augment}
-    return eval_tf, train_tf, pre
+        augment, train=True, input_size=pre.input_size[-1], mean=pre.mean, std=pre.std,
+        interpolation=pre.interpolation, crop_pct=pre.crop_pct, **options)
+    return eval_tf, train_tf
 
 
-def _cached_trainer(config, model, splits, eval_tf, train_tf, pre, folder, info, device):
-    from ..feature_cache import (
+def _cached_trainer(ctx: RunContext, model, splits, transforms, folder):
+    from ..transfer.feature_cache import (
         CacheSpec,
         ExtractPlan,
         cache_features,
@@ -210,26 +207,26 @@ def _cached_trainer(config, model, splits, eval_tf, train_tf, pre, folder, info,
         weights_hash,
     )
 
-    w_hash = weights_hash(model)
-    copies = config.cache_augment
+    config, (eval_tf, train_tf, pre) = ctx.config, transforms
+    w_hash, copies = weights_hash(model), config.cache_augment
     if copies and train_tf is eval_tf:
         raise CnnlabError("--cache-augment needs an augmentation preset: add --augment inception (or another)")
     if config.cache_from:
         cache = open_entry(config.cache_from)
         cache.check_matches(config.model, w_hash)
     else:
-        pre = {**pre, "seed": config.seed if copies else 0}
-        spec = CacheSpec(config.model, w_hash, pre, list(splits.classes),
+        record = {**pre.to_dict(), "augment": config.augment or "none", "aug": list(config.aug),
+                  "cache_augment": copies, "seed": config.seed if copies else 0}
+        spec = CacheSpec(config.model, w_hash, record, list(splits.classes),
                          {"train": dataset_fingerprint(splits.train), "val": dataset_fingerprint(splits.val)})
         plans = {"train": ExtractPlan(splits.train, train_tf if copies else eval_tf, max(1, copies), config.seed),
                  "val": ExtractPlan(splits.val, eval_tf)}
         cache = cache_features(model, plans, spec, cache_dir=config.cache_dir, batch_size=config.batch_size,
-                               workers=config.workers, shard_rows=config.cache_shard_rows, device=device)
-    if info.is_main:
+                               workers=config.workers, shard_rows=config.cache_shard_rows, device=ctx.device)
+    if ctx.info.is_main:
         _print_cache(cache, copies)
-    head = model.get_classifier()
-    trainer = Trainer(head, cache.load("train"), cache.load("val"), config, num_classes=len(splits.classes),
-                      hooks=folder, info=info, device=device)
+    trainer = Trainer(model.get_classifier(), cache.load("train"), cache.load("val"), config,
+                      num_classes=len(splits.classes), hooks=folder, info=ctx.info, device=ctx.device)
     return trainer, cache
 
 
@@ -255,12 +252,6 @@ def _print_header(config: FinetuneConfig, model, run_dir: Path, splits) -> None:
     print(T.format_report(T.parameter_report(model)))
 
 
-def _metadata(config, splits, pre: dict) -> dict[str, str]:
-    return {"data": config.data, "classes": json.dumps(list(splits.classes)),
-            "input_size": json.dumps(list(pre["input_size"])), "mean": json.dumps(list(pre["mean"])),
-            "std": json.dumps(list(pre["std"])), "weights": str(config.weights)}
-
-
 def _transfer_record(config, model, cache) -> dict:
     rows = [asdict(r) for r in T.parameter_report(model)]
     out = {"regime": config.regime, "freeze": config.freeze, "frozen_bn": config.frozen_bn,
@@ -270,25 +261,4 @@ def _transfer_record(config, model, cache) -> dict:
     return out
 
 
-class WholeModelFolder(RunFolder):
-    """A run folder that always saves the whole model, also when the trainer trains only its head on
-    cached features (the head module is the model's own classifier, so it is always up to date)."""
-
-    def __init__(self, path: Path, metadata: dict[str, str], model, quiet: bool = False) -> None:
-        super().__init__(path, metadata, quiet)
-        self.model = model
-
-    def _weights_model(self, trainer):
-        return trainer.ema.module if trainer.ema else self.model
-
-    def checkpoint(self, trainer, state: dict, reason: str) -> None:
-        from ..engine.state import save_state
-
-        save_weights(self._weights_model(trainer), self.file("last.safetensors"),
-                     {**self.metadata, "epoch": state["epoch"], "step": state["step"]})
-        save_state(self.file(STATE_FILE), state)
-        self.last_checkpoint = (state["step"], reason)
-
-    def new_best(self, trainer, row: dict) -> None:
-        save_weights(self._weights_model(trainer), self.file("best.safetensors"),
-                     {**self.metadata, "epoch": row["epoch"], "val_top1": f"{row['val_top1']:.4f}"})
+document(finetune, FinetuneConfig)

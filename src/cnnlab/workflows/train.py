@@ -5,7 +5,8 @@ CLI does: checks the configuration, opens the data, builds the model, prints the
 configuration, trains with :func:`cnnlab.engine.fit` and writes ``runs/<name>/`` (see
 :mod:`cnnlab.engine.runfolder`). Nothing is written before every input has been checked, and an
 existing run folder is never replaced without ``overwrite=True``. ``resume="runs/<name>"`` continues
-a run exactly where its last checkpoint left it.
+a run exactly where its last checkpoint left it. The run folder, the lock, resume and the closing
+summary are :mod:`cnnlab.workflows.run`'s, shared with ``finetune``.
 
 Defaults: ``lenet5`` on the built-in digits (1x32x32, 1,438 train / 359 validation images), Adam at
 1e-3 with a cosine schedule over 25 epochs of batches of 16, the digits augmentation with milder
@@ -14,29 +15,22 @@ shifts and rotations (see docs/train.md for the measured accuracy and time).
 
 from __future__ import annotations
 
-import json
-import random
-import shutil
-import time
-from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
+from dataclasses import asdict, dataclass, field
 
-import numpy as np
 import torch
 
-from ..config import apply_overrides
+from ..config import build_config, check_choice, check_number, document
 from ..engine import distributed as D
 from ..engine.fitconfig import FitConfig
-from ..engine.loop import FitResult, NonFiniteLoss, Trainer
+from ..engine.loop import Trainer
 from ..engine.runfolder import SKIPPED_LOG, RunFolder
-from ..engine.state import STATE_FILE, load_state
-from ..errors import CheckpointError, CnnlabError
-from ..utils.io import write_json
-from .train_setup import build_model, data_setup, open_data, resolve_device, run_name
+from ..errors import CnnlabError
+from ..weights import weights_metadata
+from . import run as R
+from .run import RunContext, TrainResult
+from .train_setup import build_model, data_setup, open_data
 
-# Settings that may change when a run is resumed; any other differing setting is an error.
-RESUME_FREE = {"epochs", "workers", "device", "progress", "checkpoint_every", "early_stop"}
-NOT_COMPARED = {"resume", "overwrite", "name", "out"}
+__all__ = ["TrainConfig", "TrainResult", "train"]
 
 
 @dataclass
@@ -62,186 +56,81 @@ class TrainConfig(FitConfig):
     batch_size: int = 16
     lr: float = 1e-3
 
+    def check(self) -> None:
+        """The loop's checks (FitConfig) and the run's: one place for the CLI and the Python API."""
+        super().check()
+        if not isinstance(self.model, str) or not self.model:
+            raise CnnlabError(f"--model must be a model name such as 'lenet5', got {self.model!r}")
+        if not isinstance(self.data, str) or not self.data.strip():
+            raise CnnlabError("--data is required: digits, an image folder, a .csv list, cifar10:DIR, ...")
+        check_number("val_split", self.val_split, low=0, high=1, low_open=True, high_open=True, none=True)
+        check_number("in_chans", self.in_chans, low=1, integer=True, none=True)
+        check_number("input_size", self.input_size, low=1, integer=True, none=True)
+        check_number("dropout", self.dropout, low=0, high=1, high_open=True, none=True)
+        check_choice("device", self.device, ("auto", "cpu", "cuda"))
+        R.check_run_name(self.name)
+        from ..data.transforms import parse_aug_options, resolve_augment
 
-@dataclass
-class TrainResult:
-    run_dir: Path
-    best: dict  # the row of the best validation top-1 (keys as metrics.csv)
-    last: dict
-    stopped: str  # completed | early-stop | interrupted
-    seconds: float
-    files: dict[str, Path] = field(default_factory=dict)
+        if self.augment is not None or self.aug:
+            resolve_augment(self.augment, **parse_aug_options(list(self.aug)))
 
 
-def train(config: TrainConfig | dict | None = None, *, explicit: set[str] | None = None, **overrides) -> TrainResult:
-    """Train as configured (see the module docstring). ``explicit``: the keys the user set (for the
-    resume check; default: every key that differs from the default)."""
-    config = _as_config(config, overrides)
-    started = time.perf_counter()
+def train(config: TrainConfig | dict | None = None, *, explicit: set[str] | None = None,
+          **overrides) -> TrainResult:
+    """Train as configured (see the module docstring); ``overrides`` are TrainConfig fields.
+    ``explicit``: the keys the user set (for the resume check; default: every key that differs from
+    the default)."""
+    config = build_config(TrainConfig, config, overrides)
     state = None
     if config.resume:
-        config, state = _resume_config(config, explicit)
+        config, state = R.resume_config(config, explicit)
     config.check()
-    device = resolve_device(config.device)
+    device = R.resolve_device(config.device)
     info = D.setup(device.type)
+    ctx = RunContext(config, info, R.rank_device(device, info), state)
     try:
-        result = _train(config, state, device, info, started)
+        if ctx.resumed and R.is_complete(config, state):
+            return R.complete_result(ctx, "train")
+        result = _train(ctx)
         D.barrier(info)  # leave together: a rank that tears gloo down while rank 0 still writes can abort
         return result
     finally:
         D.teardown()
 
 
-def _as_config(config, overrides: dict) -> TrainConfig:
-    if config is None:
-        config = TrainConfig()
-    elif isinstance(config, dict):
-        config = apply_overrides(TrainConfig(), config)
-    return apply_overrides(config, overrides) if overrides else config
-
-
-def _train(config: TrainConfig, state: dict | None, device, info, started: float) -> TrainResult:
+def _train(ctx: RunContext) -> TrainResult:
+    config = ctx.config
     if config.deterministic:
         torch.use_deterministic_algorithms(True)
         torch.backends.cudnn.benchmark = False
-    run_dir = Path(config.resume) if config.resume else _new_run_dir(config)
-    D.barrier(info)  # every rank has chosen the same folder before rank 0 creates it
-    _seed_everything(config.seed)
+    R.seed_everything(config.seed)
     splits, in_chans = open_data(config)
     model = build_model(config, splits, in_chans)
-    data_cfg = data_setup(config, splits, model)
-    splits.train.transform, splits.val.transform = data_cfg.train_transform, data_cfg.eval_transform
-    folder = RunFolder(run_dir, _metadata(config, splits, data_cfg), quiet=not info.is_main)
-    trainer = Trainer(model, splits.train, splits.val, config, num_classes=len(splits.classes), hooks=folder,
-                      info=info, device=_rank_device(device, info))
-    if state is not None:
-        _load_resume_state(trainer, state, run_dir)
-    else:
-        _seed_everything(config.seed + info.rank)  # the training stream, independent of the model's init
-    if info.is_main:
-        _prepare_folder(run_dir, config, state is not None)
-        _print_config(config, data_cfg, run_dir, resumed=state is not None)
-    D.barrier(info)  # the folder exists (and an --overwrite has emptied it) before any rank logs into it
-    splits.report.attach_log(run_dir / SKIPPED_LOG, write_existing=info.is_main)  # shared by loader workers
-    fit = _fit(trainer, folder, run_dir)
-    return _finish(config, trainer, folder, splits, fit, run_dir, time.perf_counter() - started, info)
+    data = data_setup(config, splits, model)
+    splits.train.transform, splits.val.transform = data.train_transform, data.eval_transform
+    R.claim_or_lock(ctx)
+    with R.guarded(ctx):
+        meta = weights_metadata(splits.classes, data.preprocessing, data=config.data)
+        folder = RunFolder(ctx.run_dir, meta, quiet=not ctx.info.is_main, clock=ctx.elapsed)
+        trainer = Trainer(model, splits.train, splits.val, config, num_classes=len(splits.classes), hooks=folder,
+                          info=ctx.info, device=ctx.device)
+        R.start(ctx, trainer)
+        if ctx.info.is_main:
+            _print_config(config, data, ctx)
+        D.barrier(ctx.info)  # the folder exists before any rank logs into it
+        splits.report.attach_log(ctx.run_dir / SKIPPED_LOG, write_existing=ctx.info.is_main)
+        fit = R.fit_or_explain(trainer, folder, ctx)
+        return R.finish(ctx, trainer, folder, splits, fit, "train")
 
 
-def _fit(trainer: Trainer, folder: RunFolder, run_dir: Path) -> FitResult:
-    try:
-        return trainer.fit()
-    except NonFiniteLoss as exc:
-        if folder.last_checkpoint:
-            step, _ = folder.last_checkpoint
-            where = f"the last good checkpoint ({run_dir / STATE_FILE}, step {step}) is intact"
-        else:
-            where = "no checkpoint was saved before it"
-        raise NonFiniteLoss(f"{exc}; {where}; lower --lr, add --grad-clip or check the data") from None
-
-
-def _new_run_dir(config: TrainConfig) -> Path:
-    out = Path(config.out)
-    if config.name:
-        path = out / config.name
-        if path.exists() and not config.overwrite:
-            raise CnnlabError(f"run folder {path} already exists; pass --overwrite to replace it, "
-                              f"--resume {path} to continue it, or another --name")
-        return path
-    return run_name(out, config)
-
-
-def _prepare_folder(run_dir: Path, config: TrainConfig, resumed: bool) -> None:
-    if not resumed:
-        if run_dir.exists() and config.overwrite:
-            shutil.rmtree(run_dir)
-        run_dir.mkdir(parents=True, exist_ok=True)
-    write_json(run_dir / "config.json", {k: v for k, v in asdict(config).items() if k not in NOT_COMPARED | {"resume"}}
-               | {"name": run_dir.name, "out": str(run_dir.parent)})
-
-
-def _resume_config(config: TrainConfig, explicit: set[str] | None) -> tuple[TrainConfig, dict]:
-    run_dir = Path(config.resume)
-    cfg_file = run_dir / "config.json"
-    if not cfg_file.is_file():
-        raise CnnlabError(f"--resume {run_dir}: not a run folder (no config.json); give runs/<name>")
-    saved = apply_overrides(TrainConfig(), json.loads(cfg_file.read_text()), origin="config.json")
-    default = TrainConfig()
-    given = explicit if explicit is not None else {f.name for f in fields(config)
-                                                   if getattr(config, f.name) != getattr(default, f.name)}
-    changes = {}
-    for key in sorted(given - NOT_COMPARED):
-        new, old = getattr(config, key), getattr(saved, key)
-        if new == old:
-            continue
-        if key not in RESUME_FREE:
-            raise CnnlabError(f"--{key.replace('_', '-')} {new} does not match the run being resumed "
-                              f"({key} = {old} in {cfg_file}); drop the flag or start a new run")
-        changes[key] = new
-    state = load_state(run_dir / STATE_FILE)
-    return apply_overrides(saved, {**changes, "resume": str(run_dir)}), state
-
-
-def _load_resume_state(trainer: Trainer, state: dict, run_dir: Path) -> None:
-    try:
-        trainer.load_state_dict(state)
-    except (RuntimeError, KeyError, ValueError) as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
-        raise CheckpointError(f"{run_dir / STATE_FILE} does not fit this run's model and settings ({first})") from None
-
-
-def _seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def _rank_device(device: torch.device, info) -> torch.device:
-    return torch.device("cuda", info.local_rank) if device.type == "cuda" else device
-
-
-def _metadata(config: TrainConfig, splits, data_cfg) -> dict[str, str]:
-    return {"data": config.data, "classes": json.dumps(list(splits.classes)),
-            "input_size": json.dumps(list(data_cfg.input_size)), "mean": json.dumps(list(data_cfg.mean)),
-            "std": json.dumps(list(data_cfg.std))}
-
-
-def _print_config(config: TrainConfig, data_cfg, run_dir: Path, resumed: bool) -> None:
-    verb = "resuming" if resumed else "training"
-    print(f"cnnlab train: {verb} {config.model} on {config.data} -> {run_dir}")
-    items = asdict(config) | {"input": "x".join(map(str, data_cfg.input_size)), "augment": data_cfg.augment}
+def _print_config(config: TrainConfig, data, ctx: RunContext) -> None:
+    verb = "resuming" if ctx.resumed else "training"
+    print(f"cnnlab train: {verb} {config.model} on {config.data} -> {ctx.run_dir}")
+    items = asdict(config) | {"input": "x".join(map(str, data.input_size)), "augment": data.augment}
     keys = sorted(items)
     width = max(map(len, keys))
     for i in range(0, len(keys), 3):
         print("  " + "  ".join(f"{k:<{width}} {str(items[k]):<14}" for k in keys[i:i + 3]).rstrip())
 
 
-def _finish(config, trainer, folder, splits, fit: FitResult, run_dir, seconds, info) -> TrainResult:
-    from .train_setup import write_pictures
-
-    best = {k: v for k, v in fit.best.items() if k != "confusion"}
-    last = fit.history[-1] if fit.history else {}
-    files = {name: run_dir / name for name in ("config.json", "metrics.csv", "curves.png", "confusion.png",
-                                                "best.safetensors", "last.safetensors", STATE_FILE,
-                                                "tensorboard", SKIPPED_LOG, "summary.json", "summary.txt")}
-    D.barrier(info)  # every rank's loader workers have finished logging skipped files
-    if info.is_main:
-        if fit.history:
-            write_pictures(folder, fit, splits.classes, f"{config.model} on {config.data}")
-        skipped = splits.report.sync()
-        present = [n for n, p in files.items() if p.exists() or n.startswith("summary")]
-        folder.write_summary({"model": config.model, "data": config.data, "stopped": fit.stopped,
-                              "seconds": seconds, "steps": fit.step, "best": best, "last": last,
-                              "history": fit.history, "skipped_files": skipped.to_dict(), "files": present})
-        if len(skipped):
-            print(f"skipped {len(skipped)} unreadable file(s) ({', '.join(f'{k}: {v}' for k, v in skipped.counts.items())}); "
-                  f"listed in {run_dir / SKIPPED_LOG}")
-        _print_end(fit, best, run_dir, seconds)
-    return TrainResult(run_dir, best, last, fit.stopped, seconds, {k: p for k, p in files.items() if p.exists()})
-
-
-def _print_end(fit: FitResult, best: dict, run_dir: Path, seconds: float) -> None:
-    if fit.stopped == "interrupted":
-        print(f"cnnlab train: interrupted at step {fit.step}; checkpoint saved. "
-              f"Continue with: cnnlab train --resume {run_dir}")
-    if best:
-        print(f"best val top-1 {best['val_top1']:.2f}% (epoch {best['epoch']}), {seconds:.1f} s; run folder {run_dir}")
+document(train, TrainConfig)

@@ -3,24 +3,27 @@
 Channels and input size: the ``in_chans`` / ``input_size`` of the configuration when given, else the
 data's native ones (digits and MNIST: 1x32x32 / 1x28x28), else the model's ``default_cfg``. The class
 count always comes from the data. Mean and std come from the data (its training images or its
-statistics file).
+statistics file). The evaluation preprocessing (:class:`~cnnlab.models.base.DataConfig`) is saved with
+the weights, so that predict, evaluate, viz and export see images exactly as validation did.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from torch import nn
 
+from ..data.transforms import eval_transform
 from ..errors import CnnlabError
+from ..models.base import DataConfig
 from ..registry import create_model, get_entry
 
 # data spec -> (preset, field overrides) when neither --augment nor --aug is given; else ("none", ()).
 # Digits fill their whole frame, so the preset's 10% shifts cut strokes off: 5% and 5 degrees do better
 # (measured: 98.05% best val top-1 for the default run; see docs/train.md).
 AUTO_AUGMENT = {"digits": ("digits", ("translate=0.05", "rotate=5"))}
+MIN_SIDE, MAX_SIDE = 8, 4096  # input sides in pixels that --input-size accepts
 
 
 @dataclass
@@ -31,28 +34,7 @@ class DataSetup:
     augment: str
     train_transform: object
     eval_transform: object
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name not in ("cpu", "cuda"):
-        raise CnnlabError(f"--device {name!r} is not one of auto, cpu, cuda")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise CnnlabError("--device cuda: no CUDA device is available here; use --device cpu")
-    return torch.device(name)
-
-
-def run_name(out: Path, config) -> Path:
-    """``<out>/<model>-<data>``, or the first free ``-2``, ``-3``, ... when taken."""
-    kind, _, arg = config.data.partition(":")
-    tag = Path(arg or kind).name or "data"
-    base = f"{config.model}-{tag}".replace(" ", "_")
-    path, n = out / base, 1
-    while path.exists():
-        n += 1
-        path = out / f"{base}-{n}"
-    return path
+    preprocessing: DataConfig  # what evaluation needs to see images as the run did; saved with the weights
 
 
 def open_data(config):
@@ -83,16 +65,12 @@ def build_model(config, splits, in_chans: int) -> nn.Module:
 
 def data_setup(config, splits, model: nn.Module) -> DataSetup:
     from ..data import build_transform
-    from ..data.transforms import resolve_augment
+    from ..data.transforms import eval_crop_pct, parse_aug_options, resolve_augment
 
     cfg = model.default_cfg
     native = splits.input_size
     size = config.input_size or (native[-1] if native else cfg.input_size[-1])
-    minimum = getattr(model, "min_input_size", None)
-    if minimum and size < (minimum if isinstance(minimum, int) else minimum[-1]):
-        raise CnnlabError(f"--input-size {size} is too small for {config.model} (at least {minimum})")
-    from ..data.transforms import parse_aug_options
-
+    check_input_size(model, config.model, len(splits.mean), size)
     preset, aug = config.augment, config.aug
     if preset is None and not aug:
         preset, aug = AUTO_AUGMENT.get(config.data, ("none", ()))
@@ -102,16 +80,26 @@ def data_setup(config, splits, model: nn.Module) -> DataSetup:
     common = {"input_size": size, "mean": splits.mean, "std": splits.std, "interpolation": cfg.interpolation,
               "crop_pct": cfg.crop_pct}
     described = preset + "".join(f",{a}" for a in aug)
-    return DataSetup((len(splits.mean), size, size), tuple(splits.mean), tuple(splits.std), described,
+    pre = DataConfig((len(splits.mean), size, size), tuple(splits.mean), tuple(splits.std), cfg.interpolation,
+                     eval_crop_pct(preset, cfg.crop_pct, **options))
+    return DataSetup(pre.input_size, pre.mean, pre.std, described,
                      build_transform(preset, train=True, pca=pca, **common, **options),
-                     build_transform(preset, train=False, **common))
+                     eval_transform(pre), pre)
 
 
-def write_pictures(folder, fit, classes: list[str], title: str) -> None:
-    from ..viz.plots import plot_confusion, plot_curves
-
-    plot_curves(fit.history, folder.file("curves.png"), title=title)
-    confusion = fit.best.get("confusion")
-    if confusion is not None:
-        plot_confusion(confusion, classes, folder.file("confusion.png"),
-                       title=f"{title}, best epoch {fit.best['epoch']}")
+def check_input_size(model: nn.Module, name: str, in_chans: int, size: int) -> None:
+    """A one-line error when ``model`` cannot take ``size`` x ``size`` inputs: the limits below, then a
+    forward pass of a copy built on the meta device (nothing is computed or allocated)."""
+    if not MIN_SIDE <= size <= MAX_SIDE:
+        raise CnnlabError(f"--input-size {size} must be between {MIN_SIDE} and {MAX_SIDE} pixels")
+    minimum = getattr(model, "min_input_size", None)
+    if minimum and size < (minimum if isinstance(minimum, int) else minimum[-1]):
+        raise CnnlabError(f"--input-size {size} is too small for {name} (at least {minimum})")
+    try:
+        with torch.device("meta"), torch.no_grad():
+            probe = create_model(name, num_classes=max(1, getattr(model, "num_classes", 1) or 1), in_chans=in_chans)
+            probe.eval()(torch.empty(1, in_chans, size, size))
+    except (RuntimeError, ValueError, AssertionError, IndexError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
+        raise CnnlabError(f"--input-size {size} does not fit {name} ({first}); give another --input-size "
+                          f"(its default is {model.default_cfg.input_size[-1]})") from None

@@ -5,9 +5,9 @@
 ``model`` is a registered name (built with ``create_model(name, weights=...)``; ``weights`` is a
 checkpoint file, a run folder of ``cnnlab train``/``finetune``, a pretrained tag such as
 ``'imagenet'``, or ``None`` for a random initialisation, which prints a notice: untrained filters and
-maps are noise) or an already built model. Images go through the model's own evaluation transform
-(:func:`cnnlab.data.transforms.eval_transform` of its data config, which a cnnlab checkpoint's
-metadata may override), read as in ``cnnlab predict``.
+maps are noise) or an already built model; a run folder may stand for the model too. The model, its
+class names and its preprocessing come from :func:`cnnlab.workflows.trained.load_trained`, and images
+are read and preprocessed as ``cnnlab predict`` does.
 """
 
 from __future__ import annotations
@@ -20,16 +20,18 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..data.images import read_image
 from ..data.transforms import eval_transform
 from ..errors import CnnlabError
-from ..registry import create_model
+from ..utils.io import check_output_file
 from ..utils.log import notice
 from ..viz import cam as cam_lib
 from ..viz import deconvnet as deconv_lib
 from ..viz import features as features_lib
 from ..viz import filters as filters_lib
 from ..viz.common import model_label, to_display
-from .predict import build_classifier, load_image
+from .predict import model_and_weights
+from .trained import load_trained
 
 METHODS = ("gradcam", "cam")
 
@@ -41,37 +43,24 @@ class VizResult:
 
 
 def check_out(out) -> Path:
-    """The PNG path to write; a folder or an empty name is a one-line error (before any work is done)."""
-    path = Path(out)
-    if not str(out) or path.is_dir():
-        raise CnnlabError(f"output {str(out)!r} is a folder; give a file name such as {path / 'picture.png'}")
-    return path
+    """The PNG path to write; a folder or an unwritable place is a one-line error (before any work)."""
+    return check_output_file(out, "output")
 
 
 def load_model(model, weights=None) -> tuple[nn.Module, list[str]]:
-    """(model in eval mode, class names) from a registered name or a built module."""
-    if isinstance(model, nn.Module):
-        n = getattr(model.get_classifier(), "out_features", 0) if hasattr(model, "get_classifier") else 0
-        return model.eval(), [f"class_{i}" for i in range(n)]
-    if weights is None:
+    """(model in eval mode, class names) from a registered name, a run folder or a built module."""
+    if weights is None and not isinstance(model, nn.Module):
         notice(f"{model}: no weights given, so this shows a randomly initialised network (its filters and maps "
                "are noise); pass --weights RUN|FILE|imagenet")
-        built, names = create_model(model), None
-    else:
-        built, names = build_classifier(model, weights)
-    if names is None:
-        n = getattr(built.get_classifier(), "out_features", 0)
-        from .predict import imagenet_classes
-
-        names = list(imagenet_classes()) if n == 1000 else [f"class_{i}" for i in range(n)]
-    return built.eval(), names
+    trained = load_trained(*model_and_weights(model, weights), quiet=True)
+    return trained.model, trained.classes
 
 
 def prepare_image(model: nn.Module, image) -> tuple[torch.Tensor, object]:
     """(1, C, H, W) input tensor and the displayable crop (H, W[, 3]) in [0, 1]."""
     cfg = model.default_cfg
     label = str(image) if isinstance(image, str | os.PathLike) else "image"
-    pil = load_image(image, label, "L" if cfg.input_size[0] == 1 else "RGB")
+    pil = read_image(image, "L" if cfg.input_size[0] == 1 else "RGB", label)
     x = eval_transform(cfg)(pil).unsqueeze(0)
     return x, to_display(x[0], cfg.mean, cfg.std)
 

@@ -15,13 +15,15 @@ from __future__ import annotations
 import os
 import pickle
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from .errors import CheckpointError, CnnlabError
-from .utils.io import atomic_path
-from .utils.log import notice
+from ..errors import CheckpointError, CnnlabError
+from ..utils.io import atomic_path
+from ..utils.log import notice
+from .meta import WeightsInfo, read_classes, read_preprocessing
 
 _WRAPPER_KEYS = ("state_dict", "model", "model_state_dict", "module")
 _PREFIXES = ("module.", "_orig_mod.")
@@ -35,8 +37,10 @@ def resolve_checkpoint_path(path: str | os.PathLike) -> Path:
             if (p / name).is_file():
                 return p / name
         raise CheckpointError(f"{p} is a folder without {' or '.join(RUN_WEIGHT_FILES)}; give a checkpoint file")
-    if not p.is_file():
+    if not p.exists():
         raise CheckpointError(f"checkpoint {str(p)!r} does not exist")
+    if not p.is_file():
+        raise CheckpointError(f"checkpoint {str(p)!r} is not a regular file")
     return p
 
 
@@ -102,28 +106,106 @@ def strip_prefixes(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
-def load_weights(model, weights, entry=None, strict: bool = True) -> None:
-    """Load ``weights`` (a path or a pretrained tag of ``entry``) into ``model`` in place."""
-    name = getattr(model, "model_name", "") or type(model).__name__
+@dataclass
+class Checkpoint:
+    """A state_dict with its metadata (see :mod:`cnnlab.weights.meta`) and where it came from."""
+
+    state_dict: dict[str, torch.Tensor]
+    metadata: dict[str, str] = field(default_factory=dict)
+    source: str = "state_dict"
+
+
+def read_weights(weights, entry=None) -> Checkpoint:
+    """``weights`` (a path, a run folder, a pretrained tag of ``entry``, a state_dict or a
+    :class:`Checkpoint`) read into memory, not yet converted or loaded."""
+    if isinstance(weights, Checkpoint):
+        return weights
+    name = entry.name if entry is not None else "the model"
     if isinstance(weights, str) and entry is not None and weights in entry.pretrained:
-        sd, meta = entry.pretrained[weights](), {}
-    elif isinstance(weights, str | os.PathLike):
-        if isinstance(weights, str) and not Path(weights).exists() and "." not in Path(weights).name:
+        from .pretrained import pretrained_checkpoint
+
+        return pretrained_checkpoint(entry, weights)
+    if isinstance(weights, str | os.PathLike):
+        text = os.fspath(weights)
+        if isinstance(weights, str) and not Path(text).exists() and "." not in Path(text).name and "/" not in text:
             tags = ", ".join(sorted(entry.pretrained)) if entry and entry.pretrained else "none"
-            raise CnnlabError(f"unknown weights {weights!r} for {name}: give a checkpoint path (pretrained tags: {tags})")
-        sd, meta = read_checkpoint(weights)
-    elif isinstance(weights, Mapping):
-        sd, meta = dict(weights), {}
-    else:
-        raise CnnlabError(f"weights must be a path or a pretrained tag, got {type(weights).__name__}")
-    saved_for = meta.get("model")
+            raise CnnlabError(f"unknown weights {text!r} for {name}: give a checkpoint file or run folder "
+                              f"(pretrained tags: {tags})")
+        path = resolve_checkpoint_path(text)
+        sd, meta = read_checkpoint(path)
+        return Checkpoint(sd, meta, str(path))
+    if isinstance(weights, Mapping):
+        if not weights or not _all_tensors(weights):
+            raise CnnlabError("weights given as a mapping must be a state_dict (parameter names to tensors)")
+        return Checkpoint(dict(weights))
+    raise CnnlabError(f"weights must be a checkpoint path, a run folder or a pretrained tag, "
+                      f"got {type(weights).__name__}")
+
+
+def describe_weights(ckpt: Checkpoint, entry) -> WeightsInfo:
+    """What ``ckpt`` says about the model it fits: its metadata, else the shapes of its tensors."""
+    meta = ckpt.metadata
+    classes = read_classes(meta)
+    preprocessing = read_preprocessing(meta, _default_cfg(entry))
+    num_classes = int(meta["num_classes"]) if str(meta.get("num_classes", "")).isdigit() else None
+    in_chans = preprocessing.input_size[0] if preprocessing else None
+    if num_classes is None or in_chans is None:
+        rows, chans = _probe_shapes(ckpt.state_dict, entry)
+        num_classes = rows if num_classes is None else num_classes
+        in_chans = chans if in_chans is None else in_chans
+    if classes is not None and num_classes is not None and len(classes) != num_classes:
+        classes = None
+    return WeightsInfo(ckpt.source, meta.get("model") or None, num_classes, in_chans, classes, preprocessing)
+
+
+def _default_cfg(entry):
+    try:
+        with torch.device("meta"):
+            return entry.builder(num_classes=1000, in_chans=3).default_cfg
+    except Exception:  # a builder that cannot run on the meta device: no defaults to fill in
+        return None
+
+
+def _probe_shapes(sd: dict[str, torch.Tensor], entry) -> tuple[int | None, int | None]:
+    """(classifier rows, input channels of the first convolution) of a state_dict, read through the
+    model's own names (a meta-device model, so nothing is allocated)."""
+    try:
+        with torch.device("meta"):
+            probe = entry.builder(num_classes=1000, in_chans=3)
+    except Exception:
+        return None, None
+    convert = getattr(probe, "convert_state_dict", None)
+    sd = strip_prefixes(sd)
+    sd = convert(sd) if convert else sd
+    head = getattr(probe, "classifier_path", "fc")
+    weight = sd.get(f"{head}.weight")
+    rows = int(weight.shape[0]) if weight is not None and weight.ndim == 2 else None
+    first = next((k for k, v in probe.state_dict().items() if v.ndim == 4), None)
+    chans = int(sd[first].shape[1]) if first in sd and sd[first].ndim == 4 else None
+    return rows, chans
+
+
+def load_weights(model, weights, entry=None, strict: bool = True) -> Checkpoint:
+    """Load ``weights`` (see :func:`read_weights`) into ``model`` in place; returns the checkpoint."""
+    name = getattr(model, "model_name", "") or type(model).__name__
+    ckpt = read_weights(weights, entry)
+    saved_for = ckpt.metadata.get("model")
     if saved_for and name and saved_for != name:
         raise CheckpointError(f"checkpoint is for model {saved_for!r}, not {name!r}; pick the matching --model")
-    sd = strip_prefixes(sd)
+    sd = strip_prefixes(ckpt.state_dict)
     convert = getattr(model, "convert_state_dict", None)
     if convert is not None:
         sd = convert(sd)
+    _check_finite(sd, ckpt.source)
     _load_into(model, sd, name, strict)
+    return ckpt
+
+
+def _check_finite(sd: dict[str, torch.Tensor], source: str) -> None:
+    bad = [k for k, v in sd.items() if v.is_floating_point() and v.numel() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise CheckpointError(f"{source} holds NaN or infinite values in {len(bad)} tensor(s) (e.g. {bad[0]}); "
+                              "these weights cannot be used: take an earlier checkpoint")
 
 
 def _load_into(model, sd: dict[str, torch.Tensor], name: str, strict: bool) -> None:

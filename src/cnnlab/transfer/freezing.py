@@ -1,6 +1,5 @@
 """Transfer learning: freezing the first stages, frozen BatchNorm, discriminative learning rates and
-the per-stage parameter report. Feature caching is in :mod:`cnnlab.feature_cache` and re-exported
-here (``cnnlab.transfer.cache_features``).
+the per-stage parameter report. Feature caching is in :mod:`cnnlab.transfer.feature_cache`.
 
 Where a parameter sits is decided from the model's ``stages`` alone, never per architecture: each
 :class:`~cnnlab.models.base.Stage` names the module whose output is the stage's output, and modules
@@ -25,8 +24,8 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from .engine.optim import is_no_decay
-from .errors import CnnlabError
+from ..engine.optim import is_no_decay
+from ..errors import CnnlabError
 
 FROZEN_BN_MODES = ("eval", "train")
 
@@ -107,7 +106,8 @@ def parse_freeze(value: str | int, num_stages: int) -> int | str:
 
 
 def freeze_stages(model: nn.Module, n: int | str) -> dict[str, str]:
-    """Freeze the stem and the first ``n`` stages (``"all"``: all but the classifier; ``"none"``).
+    """Freeze the stem and the first ``n`` stages (``"all"``: all but the classifier, or all but the
+    neck and the classifier when the classifier has no parameters; ``"none"``).
 
     Sets ``requires_grad`` and returns the segment of each parameter. The classifier is never frozen.
     """
@@ -115,6 +115,8 @@ def freeze_stages(model: nn.Module, n: int | str) -> dict[str, str]:
     seg = segments(model)
     order = segment_order(model)
     frozen_rows = {"none": 0, "all": len(order) - 1}[n] if isinstance(n, str) else (1 + n if n else 0)
+    if n == "all" and not has_trainable_head(model):
+        frozen_rows -= 1  # a head without parameters (LeNet-5's RBF codes): the neck is what trains
     frozen = set(order[:frozen_rows])
     for name, p in model.named_parameters():
         p.requires_grad_(seg[name] not in frozen)
@@ -191,19 +193,23 @@ def transfer_param_groups(model: nn.Module, lr: float, backbone_lr_mult: float, 
 
 
 def replace_head(model: nn.Module, num_classes: int) -> None:
-    """A new classifier for ``num_classes`` with zero weights and bias: the logits start at 0 (loss
-    ln C) whatever the feature scale, as in BiT (Kolesnikov et al. 2019, arXiv:1912.11370). The
-    families' own head inits (e.g. EfficientNet's uniform +-1/sqrt(classes)) give 2-class heads
-    logits in the tens on pretrained features, which Adam at 1e-3 takes hundreds of steps to undo."""
+    """A new classifier for ``num_classes`` (``0``: none, the model returns its pre-logits features).
+
+    A linear head starts with zero weights and bias: the logits start at 0 (loss ln C) whatever the
+    feature scale, as in BiT (Kolesnikov et al. 2019, arXiv:1912.11370). The families' own head inits
+    (e.g. EfficientNet's uniform +-1/sqrt(classes)) give 2-class heads logits in the tens on pretrained
+    features, which Adam at 1e-3 takes hundreds of steps to undo. A head without parameters (LeNet-5's
+    fixed RBF codes) is rebuilt for the new class count as the family builds it.
+    """
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 0:
+        raise CnnlabError(f"num_classes must be an integer >= 0, got {num_classes!r}")
     model.reset_classifier(num_classes)
+    model.class_names = None
     head = model.get_classifier()
-    nn.init.zeros_(head.weight)
-    nn.init.zeros_(head.bias)
+    for p in head.parameters(recurse=False):
+        nn.init.zeros_(p)
 
 
-def __getattr__(name: str):
-    if name in ("cache_features", "FeatureCache", "list_caches", "remove_caches"):
-        from . import feature_cache
-
-        return getattr(feature_cache, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+def has_trainable_head(model: nn.Module) -> bool:
+    """Whether the classifier has parameters to train (LeNet-5's RBF output has none)."""
+    return any(True for _ in model.get_classifier().parameters())

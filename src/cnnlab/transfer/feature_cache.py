@@ -26,7 +26,7 @@ import fcntl
 import hashlib
 import json
 import os
-import shutil
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,8 +34,8 @@ from pathlib import Path
 import torch
 from torch.utils.data import Subset, TensorDataset
 
-from .errors import CnnlabError
-from .utils.io import atomic_path, write_json
+from ..errors import CnnlabError
+from ..utils.io import atomic_path, write_json
 
 FORMAT = "cnnlab-features-1"
 SHARD_ROWS = 2048  # rows per shard file
@@ -45,7 +45,7 @@ LOCK = ".lock"
 
 def default_cache_dir() -> Path:
     """``$CNNLAB_CACHE/features`` (default ``~/.cache/cnnlab/features``)."""
-    from .data.folders import cache_dir
+    from ..data.folders import cache_dir
 
     return cache_dir() / "features"
 
@@ -119,7 +119,7 @@ class FeatureCache:
 
     def load(self, split: str) -> TensorDataset:
         """The split's ``(features, labels)`` as an in-memory TensorDataset."""
-        from .weights import read_checkpoint
+        from ..weights import read_checkpoint
 
         info = self.manifest["splits"][split]
         feats, labels = [], []
@@ -218,7 +218,7 @@ def _checked(cache: FeatureCache, spec: CacheSpec) -> FeatureCache:
 
 def _extract_split(model, split: str, plan: ExtractPlan, entry: Path, key: str, batch_size: int, workers: int,
                    shard_rows: int, device) -> tuple[dict, int]:
-    from .engine.loading import SeededSamples
+    from ..engine.loading import SeededSamples
 
     data = copy.copy(plan.dataset)
     data.transform = plan.transform
@@ -246,7 +246,7 @@ def _extract_split(model, split: str, plan: ExtractPlan, entry: Path, key: str, 
 
 @torch.no_grad()
 def _run_backbone(model, subset, batch_size: int, workers: int, device) -> tuple[torch.Tensor, torch.Tensor]:
-    from .data import make_loader
+    from ..data import make_loader
 
     was_training = model.training
     model.eval()
@@ -290,6 +290,10 @@ def _shard_dim(path: Path) -> int:
 
 # -- ls / rm ----------------------------------------------------------------------------------------
 
+ENTRY_NAME = re.compile(r"^[A-Za-z0-9_.]+-[0-9a-f]{16}$")
+OWN_FILE = re.compile(r"^((train|val)-\d{5}\.safetensors|manifest\.json|\.lock|\..+)$")
+
+
 @dataclass
 class CacheListing:
     name: str
@@ -299,36 +303,67 @@ class CacheListing:
     manifest: dict
 
 
+def _is_entry(folder: Path) -> tuple[bool, dict]:
+    """(whether ``folder`` is provably a cache entry, its manifest): a manifest of this format, or an
+    entry-shaped name holding nothing but this cache's own files (an interrupted extraction)."""
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text())
+    except (OSError, ValueError):
+        manifest = None
+    if isinstance(manifest, dict) and manifest.get("format") == FORMAT:
+        return True, manifest
+    try:
+        names = [f.name for f in folder.iterdir()]
+    except OSError:
+        return False, {}
+    own = ENTRY_NAME.match(folder.name) is not None and all(OWN_FILE.match(n) for n in names)
+    return own and manifest is None, {}
+
+
 def list_caches(cache_dir: str | os.PathLike | None = None) -> list[CacheListing]:
-    """Every entry under ``cache_dir`` (complete or not), sorted by name."""
+    """Every entry under ``cache_dir`` (complete or not), sorted by name; other folders are not listed."""
     root = Path(cache_dir or default_cache_dir())
     if not root.is_dir():
         return []
     out = []
     for entry in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        size = sum(f.stat().st_size for f in entry.iterdir() if f.is_file())
-        try:
-            manifest = json.loads((entry / MANIFEST).read_text())
-        except (OSError, ValueError):
-            manifest = {}
-        out.append(CacheListing(entry.name, entry, bool(manifest), size, manifest))
+        ours, manifest = _is_entry(entry)
+        if ours:
+            size = sum(f.stat().st_size for f in entry.iterdir() if f.is_file())
+            out.append(CacheListing(entry.name, entry, bool(manifest), size, manifest))
     return out
 
 
+def foreign_folders(cache_dir: str | os.PathLike | None = None) -> list[Path]:
+    """Folders under ``cache_dir`` that are not cache entries (never listed, never removed)."""
+    root = Path(cache_dir or default_cache_dir())
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and not _is_entry(p)[0])
+
+
 def remove_caches(names: list[str] | None = None, cache_dir: str | os.PathLike | None = None) -> list[Path]:
-    """Remove the named entries (all when ``names`` is empty): the manifest goes first, so an entry
-    half-removed by a kill is merely incomplete."""
-    entries = list_caches(cache_dir)
+    """Remove the named entries (all when ``names`` is empty). Only what is provably an entry is
+    touched, and only its own files: the manifest first (an entry half-removed by a kill is merely
+    incomplete), then the shards, then the folder if nothing else is in it."""
+    root = Path(cache_dir or default_cache_dir())
+    entries = list_caches(root)
     if names:
         known = {e.name: e for e in entries}
         unknown = [n for n in names if n not in known]
         if unknown:
-            raise CnnlabError(f"no feature cache named {unknown[0]!r} in {Path(cache_dir or default_cache_dir())}; "
-                              "`cnnlab cache ls` lists them")
+            what = "is not a feature cache entry" if (root / unknown[0]).exists() else "does not exist"
+            raise CnnlabError(f"{root / unknown[0]} {what}; `cnnlab cache ls` lists the caches")
         entries = [known[n] for n in names]
     removed = []
     for e in entries:
         (e.path / MANIFEST).unlink(missing_ok=True)
-        shutil.rmtree(e.path, ignore_errors=True)
+        for f in e.path.iterdir():
+            if f.is_file() and OWN_FILE.match(f.name):
+                f.unlink(missing_ok=True)
+        try:
+            e.path.rmdir()
+        except OSError:  # something else was put in it: leave it
+            continue
         removed.append(e.path)
     return removed

@@ -1,0 +1,41 @@
+"""Transfer learning building blocks.
+
+* :mod:`~cnnlab.transfer.freezing` - freeze the first stages, frozen BatchNorm, discriminative learning
+  rates, the per-stage parameter report and head replacement;
+* :mod:`~cnnlab.transfer.feature_cache` - run a frozen backbone once and keep its features on disk.
+
+``cnnlab.finetune`` (:mod:`cnnlab.workflows.finetune`) is the workflow that puts them together.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from .freezing import (
+    FROZEN_BN_MODES,
+    SegmentCount,
+    format_report,
+    freeze_stages,
+    frozen_norm_layers,
+    has_trainable_head,
+    parameter_report,
+    parse_freeze,
+    replace_head,
+    segment_order,
+    segments,
+    train_mode_hook,
+    transfer_param_groups,
+)
+
+_CACHE = ("CacheSpec", "ExtractPlan", "FeatureCache", "cache_features", "default_cache_dir", "list_caches",
+          "open_entry", "remove_caches")
+
+__all__ = ["FROZEN_BN_MODES", "SegmentCount", "format_report", "freeze_stages", "frozen_norm_layers",
+           "has_trainable_head", "parameter_report", "parse_freeze", "replace_head", "segment_order", "segments", "train_mode_hook",
+           "transfer_param_groups", *_CACHE]
+
+
+def __getattr__(name: str):
+    if name in _CACHE:  # the cache pulls in the data layer: imported on first use
+        return getattr(importlib.import_module(".feature_cache", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,382 @@
+"""What every training workflow (``train``, ``finetune``) does around the loop: one home, one policy.
+
+* **The run folder** ``<out>/<name>/`` is claimed atomically (``mkdir`` of the final name): of two
+  processes given the same ``--name`` one gets a one-line error; default names (``<model>-<data>``,
+  then ``-2``, ``-3``, ...) are claimed by trying each in turn, so two runs started together get two
+  folders. A name that is not a single folder name (``../x``, ``a/b``) is refused. A run that fails
+  before its first checkpoint removes the folder it claimed, so the name stays free.
+* **One run at a time**: the process that trains a folder holds an exclusive ``flock`` on the folder
+  (released by the kernel when the process dies); a second ``--resume`` of the same run is a one-line
+  error. Temporary files of writes that a kill interrupted are removed on resume.
+* **Resume** (one policy for every workflow): the saved ``config.json`` is the run's configuration;
+  a flag the user gives must equal the saved value, except :data:`RESUME_FREE` (``--epochs`` may grow,
+  never fall below the epochs already trained). A run that has nothing left to train says so and
+  leaves its folder untouched.
+* **Seeding**: Python's, NumPy's and torch's generators from one integer.
+* **Finishing**: pictures, ``summary.json``/``summary.txt`` (the wall time of every session of the
+  run added up), the closing lines.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import random
+import shutil
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..config import apply_overrides
+from ..engine import distributed as D
+from ..engine.runfolder import SKIPPED_LOG
+from ..engine.state import STATE_FILE, load_state
+from ..errors import CheckpointError, CnnlabError
+from ..utils.io import write_json
+
+# Settings that may change when a run is resumed; any other differing setting is an error.
+RESUME_FREE = {"epochs", "workers", "device", "progress", "checkpoint_every", "early_stop"}
+NOT_COMPARED = {"resume", "overwrite", "name", "out"}
+RUN_FILES = ("config.json", "metrics.csv", "curves.png", "confusion.png", "best.safetensors", "last.safetensors",
+             STATE_FILE, "tensorboard", SKIPPED_LOG, "summary.json", "summary.txt")
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    best: dict  # the row of the best validation top-1 (keys as metrics.csv)
+    last: dict
+    stopped: str  # completed | early-stop | interrupted | complete (resumed a finished run: nothing to do)
+    seconds: float  # wall time of the whole run, every session added up
+    files: dict[str, Path] = field(default_factory=dict)
+
+
+@dataclass
+class RunContext:
+    """One training session of a run: its configuration, folder, process and device."""
+
+    config: object  # TrainConfig or a subclass
+    info: D.DistInfo
+    device: torch.device  # this rank's device
+    state: dict | None = None  # the training state being resumed
+    started: float = field(default_factory=time.perf_counter)
+    run_dir: Path | None = None
+    created: bool = False  # this session made run_dir (and removes it when it fails before a checkpoint)
+    lock: int | None = None  # file descriptor holding the run folder's lock (rank 0)
+
+    @property
+    def resumed(self) -> bool:
+        return self.state is not None
+
+    def elapsed(self) -> float:
+        """Wall seconds of the run so far: earlier sessions (saved in the state) plus this one."""
+        before = float(self.state.get("wall_seconds", 0.0)) if self.state else 0.0
+        return before + time.perf_counter() - self.started
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def check_run_name(name: str | None) -> None:
+    """A run name is one folder name: no separators, not ``.`` or ``..``, not hidden."""
+    if name is None:
+        return
+    if not name or name in (".", "..") or name.startswith(".") or Path(name).name != name or "\\" in name \
+            or "\0" in name:
+        raise CnnlabError(f"--name {name!r} must be a plain folder name (no '/', not '.' or '..', not starting "
+                          "with '.'); --out says where run folders go")
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name not in ("cpu", "cuda"):
+        raise CnnlabError(f"--device {name!r} is not one of auto, cpu, cuda")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise CnnlabError("--device cuda: no CUDA device is available here; use --device cpu")
+    return torch.device(name)
+
+
+def rank_device(device: torch.device, info: D.DistInfo) -> torch.device:
+    return torch.device("cuda", info.local_rank) if device.type == "cuda" else device
+
+
+# -- the run folder ---------------------------------------------------------------------------------
+
+def default_run_name(config) -> str:
+    kind, _, arg = str(config.data).partition(":")
+    tag = Path(arg or kind).name or "data"
+    return f"{config.model}-{tag}".replace(" ", "_")
+
+
+def claim_run_dir(ctx: RunContext) -> Path:
+    """Rank 0 claims the run folder (see the module docstring); every rank gets its path."""
+    result = None
+    if ctx.info.is_main:
+        try:
+            result = str(_claim(Path(ctx.config.out), ctx.config.name, default_run_name(ctx.config),
+                                ctx.config.overwrite))
+        except CnnlabError as exc:
+            result = exc
+    result = D.broadcast_object(result, ctx.info)
+    if isinstance(result, Exception):
+        raise CnnlabError(str(result))
+    ctx.run_dir, ctx.created = Path(result), ctx.info.is_main
+    if ctx.info.is_main:
+        ctx.lock = acquire_lock(ctx.run_dir)
+    return ctx.run_dir
+
+
+def _claim(out: Path, name: str | None, base: str, overwrite: bool) -> Path:
+    if out.exists() and not out.is_dir():
+        raise CnnlabError(f"--out {out} is a file; give a folder for the run folders")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CnnlabError(f"cannot create --out {out}: {exc.strerror or exc}") from None
+    if name:
+        return _claim_named(out / name, overwrite)
+    for n in range(1, 10_000):
+        path = out / (base if n == 1 else f"{base}-{n}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise CnnlabError(f"cannot create run folder {path}: {exc.strerror or exc}") from None
+    raise CnnlabError(f"{out} holds 9,999 runs named {base}-N; give --name")
+
+
+def _claim_named(path: Path, overwrite: bool) -> Path:
+    if path.exists() and overwrite:
+        fd = acquire_lock(path) if path.is_dir() else None  # never replace a run that is training now
+        trash = path.with_name(f".{path.name}.replaced-{os.getpid()}")
+        os.replace(path, trash)
+        shutil.rmtree(trash, ignore_errors=True)
+        if fd is not None:
+            os.close(fd)
+    try:
+        path.mkdir()
+    except FileExistsError:
+        raise CnnlabError(f"run folder {path} already exists; pass --overwrite to replace it, --resume {path} "
+                          "to continue it, or another --name") from None
+    except OSError as exc:
+        raise CnnlabError(f"cannot create run folder {path}: {exc.strerror or exc}") from None
+    return path
+
+
+def acquire_lock(run_dir: Path) -> int:
+    """An exclusive ``flock`` on the run folder itself for this process (see the module docstring):
+    no lock file is left behind, and the kernel releases the lock when the process dies."""
+    try:
+        fd = os.open(run_dir, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError as exc:
+        raise CnnlabError(f"cannot open run folder {run_dir}: {exc.strerror or exc}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise CnnlabError(f"run {run_dir} is being trained by another process; wait for it to end "
+                          "(or stop it) before resuming or replacing it") from None
+    return fd
+
+
+def release(ctx: RunContext) -> None:
+    if ctx.lock is not None:
+        os.close(ctx.lock)
+        ctx.lock = None
+
+
+def remove_stale_temporaries(run_dir: Path) -> list[Path]:
+    """Delete the temporary files that killed writes left (``.state.*.pt``, ``.metrics.csv.*.tmp``, ...)."""
+    removed = []
+    for folder in (run_dir, run_dir / "tensorboard"):
+        if not folder.is_dir():
+            continue
+        for p in folder.iterdir():
+            if p.name.startswith("."):
+                if p.is_dir():
+                    shutil.rmtree(p, ignore_errors=True)
+                else:
+                    p.unlink(missing_ok=True)
+                removed.append(p)
+    return removed
+
+
+@contextlib.contextmanager
+def guarded(ctx: RunContext):
+    """Remove a folder this session claimed when the session fails before its first checkpoint."""
+    try:
+        yield
+    except BaseException:
+        if ctx.created and ctx.run_dir is not None and not (ctx.run_dir / STATE_FILE).exists():
+            release(ctx)
+            shutil.rmtree(ctx.run_dir, ignore_errors=True)
+        raise
+    finally:
+        release(ctx)
+
+
+def claim_or_lock(ctx: RunContext) -> None:
+    """A new run claims its folder; a resumed one locks it and clears what killed writes left."""
+    if not ctx.resumed:
+        claim_run_dir(ctx)
+        return
+    ctx.run_dir = Path(ctx.config.resume)
+    if ctx.info.is_main:
+        ctx.lock = acquire_lock(ctx.run_dir)
+        remove_stale_temporaries(ctx.run_dir)
+
+
+def start(ctx: RunContext, trainer) -> None:
+    """Restore the resumed state (or seed the training stream) and write config.json (rank 0)."""
+    if ctx.resumed:
+        load_resume_state(trainer, ctx.state, ctx.run_dir)
+    else:
+        seed_everything(ctx.config.seed + ctx.info.rank)  # the training stream, independent of the init
+    if ctx.info.is_main:
+        write_run_config(ctx.run_dir, ctx.config)
+
+
+def fit_or_explain(trainer, folder, ctx: RunContext):
+    """``trainer.fit()``; a non-finite loss says whether a good checkpoint is left."""
+    from ..engine.loop import NonFiniteLoss
+
+    try:
+        return trainer.fit()
+    except NonFiniteLoss as exc:
+        if folder.last_checkpoint:
+            step, _ = folder.last_checkpoint
+            where = f"the last good checkpoint ({ctx.run_dir / STATE_FILE}, step {step}) is intact"
+        else:
+            where = "no checkpoint was saved before it, so the run folder is removed"
+        raise NonFiniteLoss(f"{exc}; {where}; lower --lr, add --grad-clip or check the data") from None
+
+
+def write_run_config(run_dir: Path, config) -> None:
+    saved = {k: v for k, v in asdict(config).items() if k not in NOT_COMPARED}
+    write_json(run_dir / "config.json", saved | {"name": run_dir.name, "out": str(run_dir.parent)})
+
+
+# -- resume -----------------------------------------------------------------------------------------
+
+def read_run_config(run_dir: Path, config_cls):
+    """The configuration saved in ``run_dir/config.json`` as ``config_cls``; a damaged file is one line."""
+    cfg_file = run_dir / "config.json"
+    if not run_dir.is_dir():
+        raise CnnlabError(f"--resume {run_dir}: no such run folder; give runs/<name>")
+    if not cfg_file.is_file():
+        raise CnnlabError(f"--resume {run_dir}: not a run folder (no config.json); give runs/<name>")
+    try:
+        data = json.loads(cfg_file.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CnnlabError(f"{cfg_file} is damaged ({type(exc).__name__}: {str(exc)[:80]}); the run cannot be "
+                          "resumed from it") from None
+    if not isinstance(data, dict):
+        raise CnnlabError(f"{cfg_file} is damaged (not a JSON object); the run cannot be resumed from it")
+    if data.get("step_size") == 0:  # cnnlab 0.1 wrote 0 for "unset"
+        data["step_size"] = None
+    return apply_overrides(config_cls(), data, origin=str(cfg_file))
+
+
+def resume_config(config, explicit: set[str] | None):
+    """(the resumed run's configuration, its training state); see the module docstring."""
+    run_dir = Path(config.resume)
+    saved = read_run_config(run_dir, type(config))
+    default = type(config)()
+    given = explicit if explicit is not None else {f.name for f in fields(config)
+                                                   if getattr(config, f.name) != getattr(default, f.name)}
+    changes = {}
+    for key in sorted(given - NOT_COMPARED):
+        new, old = getattr(config, key), getattr(saved, key)
+        if new == old:
+            continue
+        if key not in RESUME_FREE:
+            raise CnnlabError(f"--{key.replace('_', '-')} {new} does not match the run being resumed "
+                              f"({key} = {old} in {run_dir / 'config.json'}); drop the flag or start a new run")
+        changes[key] = new
+    state = load_state(run_dir / STATE_FILE)
+    resumed = apply_overrides(saved, {**changes, "resume": str(run_dir)})
+    done = int(state.get("epoch", 0))
+    if resumed.epochs < done:
+        raise CnnlabError(f"--epochs {resumed.epochs} is fewer than the {done} epochs run {run_dir} has trained; "
+                          f"give --epochs {done + 1} or more to train it longer")
+    return resumed, state
+
+
+def is_complete(config, state: dict) -> bool:
+    """Whether a resumed run has nothing left to train (all epochs, or its early stop reached)."""
+    if state.get("batch_in_epoch", 0):
+        return False
+    if int(state.get("epoch", 0)) >= config.epochs:
+        return True
+    return bool(config.early_stop) and int(state.get("bad_epochs", 0)) >= config.early_stop
+
+
+def complete_result(ctx: RunContext, command: str) -> TrainResult:
+    """The result of resuming a finished run: nothing is trained or written."""
+    run_dir, state = Path(ctx.config.resume), ctx.state
+    history = state.get("history") or []
+    best = {k: v for k, v in (state.get("best") or {}).items() if k != "confusion"}
+    if ctx.info.is_main:
+        print(f"cnnlab {command}: run {run_dir} is complete ({state.get('epoch', 0)} of {ctx.config.epochs} "
+              f"epochs); nothing to train. Give --epochs N (more than {state.get('epoch', 0)}) to train it longer.")
+    return TrainResult(run_dir, best, history[-1] if history else {}, "complete",
+                       float(state.get("wall_seconds", 0.0)), _present(run_dir))
+
+
+def load_resume_state(trainer, state: dict, run_dir: Path) -> None:
+    try:
+        trainer.load_state_dict(state)
+    except Exception as exc:  # a state from other settings fails anywhere in torch's loaders
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        raise CheckpointError(f"{run_dir / STATE_FILE} does not fit this run's model and settings "
+                              f"({type(exc).__name__}: {first})") from None
+
+
+# -- finishing --------------------------------------------------------------------------------------
+
+def _present(run_dir: Path) -> dict[str, Path]:
+    return {name: run_dir / name for name in RUN_FILES if (run_dir / name).exists()}
+
+
+def finish(ctx: RunContext, trainer, folder, splits, fit, command: str) -> TrainResult:
+    """Pictures, the summary files and the closing lines (rank 0); the result on every rank."""
+    from ..viz.plots import plot_confusion, plot_curves
+
+    config, run_dir = ctx.config, ctx.run_dir
+    best = {k: v for k, v in fit.best.items() if k != "confusion"}
+    last = fit.history[-1] if fit.history else {}
+    D.barrier(ctx.info)  # every rank's loader workers have finished logging skipped files
+    seconds = ctx.elapsed()
+    if ctx.info.is_main:
+        title = f"{config.model} on {config.data}"
+        if fit.history:
+            plot_curves(fit.history, folder.file("curves.png"), title=title)
+            if fit.best.get("confusion") is not None:
+                plot_confusion(fit.best["confusion"], splits.classes, folder.file("confusion.png"),
+                               title=f"{title}, best epoch {fit.best['epoch']}")
+        skipped = splits.report.sync()
+        present = [n for n in RUN_FILES if (run_dir / n).exists() or n.startswith("summary")]
+        folder.write_summary({"model": config.model, "data": config.data, "stopped": fit.stopped,
+                              "seconds": seconds, "steps": fit.step, "best": best, "last": last,
+                              "history": fit.history, "skipped_files": skipped.to_dict(), "files": present})
+        if len(skipped):
+            counts = ", ".join(f"{k}: {v}" for k, v in skipped.counts.items())
+            print(f"skipped {len(skipped)} unreadable file(s) ({counts}); listed in {run_dir / SKIPPED_LOG}")
+        if fit.stopped == "interrupted":
+            print(f"cnnlab {command}: interrupted at step {fit.step}; checkpoint saved. "
+                  f"Continue with: cnnlab {command} --resume {run_dir}")
+        if best:
+            print(f"best val top-1 {best['val_top1']:.2f}% (epoch {best['epoch']}), {seconds:.1f} s; "
+                  f"run folder {run_dir}")
+    return TrainResult(run_dir, best, last, fit.stopped, seconds, _present(run_dir))
