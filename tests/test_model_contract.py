@@ -90,6 +90,29 @@ def test_reset_classifier(built):
         assert model(small_input(model)).shape == (2, model.num_features)
 
 
+def test_head_replaced_and_fine_tuned_with_the_backbone_frozen(built):
+    """What ``cnnlab finetune`` does to every model: a new zero head, all but the head frozen (the
+    layers after the last stage too when the head has no parameters: LeNet-5's RBF codes), one step."""
+    from cnnlab import transfer as T
+
+    name, model = built
+    T.replace_head(model, 3)
+    T.freeze_stages(model, "all")
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    assert trainable, name
+    before = [p.detach().clone() for p in trainable]
+    model.eval()
+    opt = torch.optim.SGD(trainable, lr=0.1)
+    out = model(small_input(model))
+    assert out.shape == (2, 3), name
+    torch.nn.functional.cross_entropy(out, torch.tensor([0, 2])).backward()
+    opt.step()
+    assert any(not torch.equal(a, b) for a, b in zip(before, trainable)), name
+    T.replace_head(model, 0)
+    with torch.no_grad():
+        assert model(small_input(model)).shape == (2, model.num_features)
+
+
 @pytest.mark.parametrize("name", ALL)
 def test_in_chans_1(name):
     model = native_model(name, in_chans=1, num_classes=4).eval()

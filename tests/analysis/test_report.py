@@ -1,6 +1,6 @@
 """The info/compare workflows count GoogLeNet's training-only auxiliary heads apart."""
 
-from cnnlab.analysis.report import compare_rows, model_info
+from cnnlab.workflows.analyze import compare_rows, model_info
 
 
 def test_googlenet_inference_params_exclude_aux_heads():

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from cnnlab.cli.scratch import bilinear_matrix, load_digits_32
+from cnnlab.workflows.scratch import bilinear_matrix, load_digits_32
 
 
 def cnnlab(*args, timeout=300):

@@ -68,7 +68,7 @@ def _ints(text: str, what: str) -> list[int]:
 
 
 def run_info(args) -> int:
-    from ..analysis.report import info_text, model_info
+    from ..workflows.analyze import info_text, model_info
 
     if args.depth < 0:
         raise CnnlabError(f"--depth must be >= 0, got {args.depth}")
@@ -78,7 +78,11 @@ def run_info(args) -> int:
 
 
 def run_compare(args) -> int:
-    from ..analysis.report import compare_rows, compare_text, plot_compare
+    from ..utils.figures import check_picture_path
+    from ..workflows.analyze import compare_rows, compare_text, plot_compare
+
+    if args.plot:
+        check_picture_path(args.plot, "--plot")
 
     rows = compare_rows(args.models, args.input)
     print(json.dumps(rows, indent=2) if args.json else compare_text(rows))

@@ -51,6 +51,10 @@ def run_check(args) -> int:
 
 def run_stats(args) -> int:
     from ..data.splits import compute_stats
+    from ..utils.io import check_output_file
+
+    if args.output:
+        check_output_file(args.output, "-o")
 
     stats, path = compute_stats(args.data, val_split=args.val_split, seed=args.seed, in_chans=args.in_chans,
                                 out=args.output, max_images=args.max_images)
@@ -70,6 +74,9 @@ def run_preview(args) -> int:
     from ..data import open_dataset
     from ..data.preview import preview_grid
     from ..data.transforms import parse_aug_options
+    from ..utils.figures import check_picture_path
+
+    check_picture_path(args.output, "-o")
 
     splits = open_dataset(args.data, val_split=args.val_split, seed=args.seed, in_chans=args.in_chans)
     size = args.size or (splits.input_size[-1] if splits.input_size else 224)

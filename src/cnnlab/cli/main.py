@@ -16,8 +16,17 @@ from ..errors import CnnlabError
 SUBCOMMAND_MODULES = ("models", "predict", "evaluate", "analysis", "data", "train", "finetune", "scratch", "viz")
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse with cnnlab's error format: a bad flag or value is one line on stderr (with the
+    command to get help), exit code 2; argparse prints the whole usage block instead."""
+
+    def error(self, message: str):
+        print(f"cnnlab: error: {self.prog}: {message} (see `{self.prog} --help`)", file=sys.stderr)
+        raise SystemExit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="cnnlab",
         description="Convolutional networks for image classification: models, analysis, data, "
         "training, transfer learning and a from-scratch NumPy engine.",
@@ -38,7 +47,10 @@ def _version() -> str:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a bad flag (already reported in one line)
+        return int(exc.code or 0)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

@@ -1,7 +1,7 @@
 """``cnnlab data check DIR``: decode every file of a data folder and say what is wrong with it.
 
 Problems (exit code 1): files that loaders would skip - empty, not an image, truncated or corrupt,
-refused as decompression bombs. Notes (reported, exit code 0): unusual modes (grayscale, alpha,
+refused as decompression bombs - and a folder without one readable image. Notes (reported, exit code 0): unusual modes (grayscale, alpha,
 CMYK, 16-bit, palette...) which loaders convert, EXIF rotation which loaders apply, tiny images,
 files without an image name (ignored by loaders), classes too small for a stratified split.
 Every file is decoded fully (and converted to RGB, as a loader would) in a pool of threads; PIL
@@ -48,7 +48,8 @@ class CheckReport:
 
     @property
     def ok(self) -> bool:
-        return not self.problems
+        """No broken file, and at least one readable image (an empty folder is a problem too)."""
+        return not self.problems and any(not f.problem for f in self.files)
 
     def class_counts(self) -> dict[str, dict[str, int]]:
         """{class: {"readable": n, "bad": m}} over image-named files."""
@@ -129,9 +130,13 @@ def check_folder(root: str | os.PathLike, workers: int | None = None) -> CheckRe
 def format_report(report: CheckReport) -> str:
     """The human-readable summary that ``cnnlab data check`` prints."""
     lines = [f"checked {len(report.files)} files under {report.root} in {report.seconds:.1f} s ({report.workers} threads)"]
-    if report.problems:
+    if not report.files:
+        lines.append("PROBLEM: no files at all; point to the folder that holds the class subfolders")
+    elif report.problems:
         lines.append(f"PROBLEMS: {len(report.problems)} file(s) that loaders will skip:")
         lines += [f"  {f.path}: {f.problem}" for f in report.problems]
+        if len(report.problems) == len(report.files):
+            lines.append("PROBLEM: not one readable image")
     else:
         lines.append("no broken files")
     for note, n in sorted(report.note_counts().items()):

@@ -124,8 +124,16 @@ def find_split_folders(root: Path) -> tuple[Path, Path | None]:
 def read_csv_list(path: Path) -> tuple[list[str], Samples, list[str] | None]:
     """A CSV of ``path,label[,split]`` (a header row is optional; relative paths are relative to the
     CSV's folder). Returns classes (sorted label names), samples and the split column if any."""
-    with open(path, newline="") as fh:
-        rows = [r for r in csv.reader(fh) if r and any(c.strip() for c in r)]
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            rows = [r for r in csv.reader(fh) if r and any(c.strip() for c in r)]
+    except (csv.Error, UnicodeDecodeError, ValueError) as exc:
+        raise CnnlabError(f"{path} is not a readable CSV list ({str(exc)[:80]}); write rows 'path,label' as UTF-8 "
+                          "text") from None
+    bad = next((i for i, r in enumerate(rows, 1) if any("\0" in c for c in r)), None)
+    if bad is not None:
+        raise CnnlabError(f"{path} is not a readable CSV list (row {bad} holds a NUL byte); write rows 'path,label' "
+                          "as UTF-8 text")
     if rows and rows[0][0].strip().lower() in ("path", "file", "filename", "image"):
         rows = rows[1:]
     if not rows or any(len(r) < 2 for r in rows):

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..utils.io import atomic_path
+from ..utils.figures import save_figure
 from .transforms import Augment, resolve_augment, train_transform
 
 SINGLE_OPTIONS = ("flip", "rotate", "shear", "translate", "elastic", "grid", "color_shift", "pca_std",
@@ -77,8 +77,4 @@ def preview_grid(splits, out: str | Path, preset: str | None = "alexnet", *, siz
         axes[0][c].set_title(f"draw {c}", fontsize=9)
     fig.suptitle(f"augmentation preset '{preset or 'none'}' on {splits.source} ({size} px)", fontsize=10)
     fig.tight_layout()
-    out = Path(out)
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out, dpi=100, tight=False)

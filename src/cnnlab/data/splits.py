@@ -111,6 +111,7 @@ def _file_splits(source: str, root: Path, classes: list[str], train, val, in_cha
         raise CnnlabError(f"{source} has no readable training image; run `cnnlab data check {source}`")
     if not val:
         raise CnnlabError(f"{source} gives an empty validation set; use a larger val split or add validation images")
+    check_balance(source, classes, train, val)
     stats_path = Path(stats_file) if stats_file else default_stats_path(str(root))
     stats = load_stats(stats_path) if stats_path.is_file() else None
     if stats_file and stats is None:
@@ -123,6 +124,23 @@ def _file_splits(source: str, root: Path, classes: list[str], train, val, in_cha
         mean, std = (IMAGENET_MEAN, IMAGENET_STD) if in_chans == 3 else ((0.449,), (0.226,))
     make = lambda s: ImageFileDataset(s, classes, mode, report=report)  # noqa: E731
     return Splits(make(train), make(val), classes, tuple(mean), tuple(std), None, report, source, stats)
+
+
+def check_balance(source: str, classes: list[str], train, val) -> None:
+    """Every time a split is opened (new or reused from a split file): a class without a training
+    image is an error, a class without a validation image a notice."""
+    counts = [[0, 0] for _ in classes]
+    for part, samples in enumerate((train, val)):
+        for _, label in samples:
+            counts[label][part] += 1
+    empty = [c for c, (tr, _) in zip(classes, counts) if tr == 0]
+    if empty:
+        raise CnnlabError(f"class(es) {', '.join(empty[:5])} of {source} have no training image in this split; add "
+                          "images, or delete the saved split file (or pass another --split-file) to split again")
+    unseen = [c for c, (_, va) in zip(classes, counts) if va == 0]
+    if unseen:
+        notice(f"class(es) {', '.join(unseen[:5])} of {source} have no validation image (a class with a single "
+               "image stays in training); their validation accuracy cannot be measured")
 
 
 def _open_folder(root: Path, in_chans: int, val_split, seed: int, split_file, stats_file) -> Splits:

@@ -181,7 +181,33 @@ def resolve_augment(preset: str | None, **options) -> Augment:
     if unknown:
         raise CnnlabError(f"unknown augmentation option(s) {', '.join(unknown)}; "
                           f"known: {', '.join(Augment.__dataclass_fields__)}")
-    return replace(PRESETS[name], **{k: v for k, v in options.items() if v is not None})
+    aug = replace(PRESETS[name], **{k: v for k, v in options.items() if v is not None})
+    check_augment(aug)
+    return aug
+
+
+# field -> (low, high) of the values that make sense (inclusive); see Augment for the units.
+AUGMENT_RANGES = {"rotate": (0.0, 180.0), "shear": (0.0, 89.0), "translate": (0.0, 1.0), "elastic": (0.0, 1000.0),
+                  "grid": (0.0, 0.9), "color_shift": (0.0, 1.0), "pca_std": (0.0, 10.0), "color_jitter": (0.0, 1.0),
+                  "padding": (0, 1024)}
+
+
+def check_augment(aug: Augment) -> None:
+    """A one-line error for an augmentation value outside what makes sense (NaN included)."""
+    for key, (low, high) in AUGMENT_RANGES.items():
+        value = getattr(aug, key)
+        if not (isinstance(value, int | float) and math.isfinite(value) and low <= value <= high):
+            raise CnnlabError(f"--aug {key}={value} must be between {low:g} and {high:g} "
+                              f"(see `cnnlab data preview` for what each option does)")
+    pairs = {"scale": (1e-6, 1.0), "ratio": (1e-3, 1e3), "jitter": (1.0, 16.0)}
+    for key, (low, high) in pairs.items():
+        value = getattr(aug, key)
+        if not (len(value) == 2 and all(math.isfinite(v) and low <= v <= high for v in value) and value[0] <= value[1]):
+            raise CnnlabError(f"--aug {key}={','.join(map(str, value))} must be two numbers LOW,HIGH with "
+                              f"{low:g} <= LOW <= HIGH <= {high:g}")
+
+
+BOOL_WORDS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
 
 
 def parse_aug_options(items: list[str] | None) -> dict:
@@ -196,13 +222,17 @@ def parse_aug_options(items: list[str] | None) -> dict:
         kind = str(types[key])
         try:
             if kind == "bool":
-                out[key] = value.strip().lower() in ("1", "true", "yes", "on")
+                text = value.strip().lower()
+                if text not in BOOL_WORDS:
+                    raise ValueError
+                out[key] = BOOL_WORDS[text]
             elif kind.startswith("tuple"):
                 out[key] = tuple(float(v) for v in value.split(","))
             else:
                 out[key] = {"int": int, "str": str}.get(kind, float)(value)
         except ValueError:
-            raise CnnlabError(f"bad value in --aug '{item}'; {key} takes a {kind}") from None
+            hint = " (true or false)" if kind == "bool" else ""
+            raise CnnlabError(f"bad value in --aug '{item}'; {key} takes a {kind}{hint}") from None
     return out
 
 

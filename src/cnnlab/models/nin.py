@@ -72,6 +72,7 @@ class NiN(ClassifierModel):
     """Stacked mlpconv blocks (``block1`` ...), a 1x1 conv ``classifier`` and global average pooling."""
 
     classifier_path = "classifier"
+    head_relu = True  # the class maps pass through a ReLU: a zero-initialised head would get no gradient
 
     def __init__(self, rows, num_classes: int, in_chans: int, cfg: DataConfig) -> None:
         super().__init__()

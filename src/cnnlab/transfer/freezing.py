@@ -28,6 +28,7 @@ from ..engine.optim import is_no_decay
 from ..errors import CnnlabError
 
 FROZEN_BN_MODES = ("eval", "train")
+HEAD_RELU_BIAS = 0.01  # the new head's bias when its outputs pass through a ReLU (see replace_head)
 
 
 @dataclass
@@ -198,8 +199,10 @@ def replace_head(model: nn.Module, num_classes: int) -> None:
     A linear head starts with zero weights and bias: the logits start at 0 (loss ln C) whatever the
     feature scale, as in BiT (Kolesnikov et al. 2019, arXiv:1912.11370). The families' own head inits
     (e.g. EfficientNet's uniform +-1/sqrt(classes)) give 2-class heads logits in the tens on pretrained
-    features, which Adam at 1e-3 takes hundreds of steps to undo. A head without parameters (LeNet-5's
-    fixed RBF codes) is rebuilt for the new class count as the family builds it.
+    features, which Adam at 1e-3 takes hundreds of steps to undo. A head whose outputs pass through a
+    ReLU (NIN's class maps) gets a small positive bias instead of zero, so that its gradient is not zero.
+    A head without parameters (LeNet-5's fixed RBF codes) is rebuilt for the new class count as the
+    family builds it.
     """
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 0:
         raise CnnlabError(f"num_classes must be an integer >= 0, got {num_classes!r}")
@@ -208,6 +211,9 @@ def replace_head(model: nn.Module, num_classes: int) -> None:
     head = model.get_classifier()
     for p in head.parameters(recurse=False):
         nn.init.zeros_(p)
+    bias = getattr(head, "bias", None)
+    if getattr(model, "head_relu", False) and bias is not None:
+        nn.init.constant_(bias, HEAD_RELU_BIAS)  # equal logits still, but the ReLU passes gradients
 
 
 def has_trainable_head(model: nn.Module) -> bool:

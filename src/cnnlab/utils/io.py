@@ -23,8 +23,22 @@ class WriteError(CnnlabError):
     version of the file, if any, is untouched."""
 
 
+IO_MESSAGES = ("no space left", "read-only file system", "permission denied", "os error", "file write failed",
+               "disk quota")
+
+
+def _is_io_failure(exc: BaseException) -> bool:
+    """An OSError, or a library's own error for one (torch.save raises RuntimeError, safetensors its
+    SafetensorError, both naming the OS error in the message)."""
+    return isinstance(exc, OSError) or (isinstance(exc, Exception) and any(
+        m in str(exc).lower() for m in IO_MESSAGES))
+
+
 def _write_error(target: Path, exc: BaseException) -> WriteError:
     reason = getattr(exc, "strerror", None) or (str(exc).strip().splitlines() or [type(exc).__name__])[-1]
+    for known in ("No space left on device", "Read-only file system", "Permission denied"):
+        if known.lower() in str(exc).lower():
+            reason = known
     return WriteError(f"cannot write {target}: {reason[:120]}; nothing was replaced")
 
 
@@ -105,7 +119,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO[Any]]
     except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        if isinstance(exc, OSError):
+        if _is_io_failure(exc):
             raise _write_error(target, exc) from None
         raise
 
@@ -126,8 +140,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        if isinstance(exc, OSError) or (isinstance(exc, RuntimeError) and "writ" in str(exc).lower()):
-            raise _write_error(target, exc) from None  # torch.save reports a full disk as a RuntimeError
+        if _is_io_failure(exc):
+            raise _write_error(target, exc) from None
         raise
 
 

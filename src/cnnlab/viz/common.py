@@ -11,25 +11,17 @@
 from __future__ import annotations
 
 import math
-import os
 
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 from ..errors import CnnlabError  # noqa: E402
 from ..models.base import Stage  # noqa: E402
-from ..utils.io import atomic_path  # noqa: E402
-
-
-def save_figure(fig, path: str | os.PathLike, dpi: int = 110) -> None:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight")
-    plt.close(fig)
+from ..utils.figures import save_figure  # noqa: E402,F401  (the pictures' one writer, re-exported)
 
 
 def model_label(model: nn.Module) -> str:

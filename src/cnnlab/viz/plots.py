@@ -14,13 +14,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from ..utils.io import atomic_path  # noqa: E402
+from ..utils.figures import save_figure  # noqa: E402
 
 
 def _save(fig, path: str | os.PathLike) -> None:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def plot_curves(history: list[dict], path: str | os.PathLike, title: str = "") -> None:

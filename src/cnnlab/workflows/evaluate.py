@@ -36,6 +36,7 @@ from ..errors import CnnlabError
 from ..registry import get_entry
 from ..utils.io import atomic_write, check_output_file
 from ..utils.log import notice
+from ..utils.threads import model_macs, set_threads
 from .run import resolve_device
 from .trained import load_trained
 
@@ -140,7 +141,8 @@ def load_member(spec: str) -> Member | str:
     if weights is None:
         return name
     t = load_trained(name, weights)
-    return Member(t.model, t.transform(), t.classes, spec, t.run, t.in_chans)
+    named = getattr(t.model, "class_names", None)  # names recorded with the weights, else matched by index
+    return Member(t.model, t.transform(), list(named) if named else None, spec, t.run, t.in_chans)
 
 
 def _untrained(name: str, splits, in_chans: int) -> Member:
@@ -195,6 +197,9 @@ def evaluate(models, data=None, config: EvaluateConfig | dict | None = None, **o
     if hasattr(dataset, "on_bad"):
         dataset.on_bad = "drop"  # an unreadable file is left out, not replaced by (and counted as) the next
     keep = config.keep_probs or bool(config.misclassified)
+    macs = sum(model_macs(m.model, (len(splits.mean), pipelines[w].size, pipelines[w].size)) or 0
+               for m, w in zip(members, which))
+    set_threads(config.batch_size * max(p.num_views for p in pipelines) * macs or None)
     tallies = score_views([m.model for m in members], which, index, dataset, member_weights, config.combine,
                           Pass(config.batch_size, device, config.workers, keep))
     described = [pipelines[w].describe() for w in which]

@@ -35,8 +35,9 @@ from ..engine.loop import Trainer
 from ..engine.runfolder import SKIPPED_LOG, RunFolder
 from ..errors import CnnlabError
 from ..registry import get_entry
-from ..utils.io import write_json
-from ..weights import load_weights, weights_metadata
+from ..utils.io import check_output_dir, write_json
+from ..utils.threads import model_macs, set_threads
+from ..weights import describe_weights, load_weights, read_weights, weights_metadata
 from . import run as R
 from .run import RunContext, TrainResult
 from .train import TrainConfig
@@ -87,6 +88,8 @@ class FinetuneConfig(TrainConfig):
         check_number("cache_shard_rows", self.cache_shard_rows, low=1, integer=True)
         if not isinstance(self.weights, str) or not self.weights:
             raise CnnlabError("--weights is required: a pretrained tag (imagenet), a checkpoint file or a run folder")
+        if self.cache_dir is not None:
+            check_output_dir(self.cache_dir, "--cache-dir")
         if self.cache and self.ema:
             raise CnnlabError("--ema is not supported with the feature cache; drop --ema or pass --no-cache")
         r = REGIMES[self.regime]
@@ -138,18 +141,24 @@ def finetune(config: FinetuneConfig | dict | None = None, *, explicit: set[str] 
 
 
 def _finetune(ctx: RunContext) -> TrainResult:
+    entry = get_entry(ctx.config.model)
+    ckpt = read_weights(ctx.config.weights, entry)  # read once: it says the channels and preprocessing
+    info = describe_weights(ckpt, entry)
+    if ctx.config.in_chans is None and info.in_chans:
+        ctx.config = replace(ctx.config, in_chans=info.in_chans)
     splits, in_chans = open_data(ctx.config)
-    if len(splits.classes) < 2:
-        raise CnnlabError(f"{ctx.config.data} has {len(splits.classes)} class ({', '.join(splits.classes)}); "
-                          "fine-tuning a classifier needs at least 2 class folders")
     R.seed_everything(ctx.config.seed)  # the new head's initialisation
     model = build_model(ctx.config, splits, in_chans)
     ctx.config = config = resolve(ctx.config, model)
-    ckpt = load_weights(model, config.weights, entry=get_entry(config.model))
+    load_weights(model, ckpt, entry=entry)
+    if info.preprocessing is not None:
+        model.default_cfg = info.preprocessing  # the weights' own size, mean/std, interpolation, crop
     T.replace_head(model, len(splits.classes))
     T.freeze_stages(model, config.freeze)
     pre = preprocessing(config, model, in_chans)
     eval_tf, train_tf = _transforms(config, pre)
+    macs = model_macs(model, pre.input_size) or 0
+    set_threads((1 if config.cache else 3) * config.batch_size * macs or None)  # extraction is forward only
     R.claim_or_lock(ctx)
     with R.guarded(ctx):
         if ctx.info.is_main:

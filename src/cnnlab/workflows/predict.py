@@ -23,6 +23,7 @@ import torch
 from ..errors import CnnlabError
 from ..registry import list_models
 from ..utils.io import atomic_write
+from ..utils.threads import model_macs, set_threads
 from .run import resolve_device
 from .trained import Trained, load_trained
 
@@ -87,6 +88,7 @@ def classify(trained: Trained, images: list, topk: int, device: torch.device) ->
     from ..data.images import read_image
 
     model, transform = trained.model.to(device), trained.transform()
+    set_threads(BATCH * (model_macs(model, trained.preprocessing.input_size) or 0) or None)
     results, batch = [], []
     for i, image in enumerate(images):
         label = os.fspath(image) if isinstance(image, str | os.PathLike) else f"image {i}"

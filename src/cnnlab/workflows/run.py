@@ -307,7 +307,7 @@ def resume_config(config, explicit: set[str] | None):
     state = load_state(run_dir / STATE_FILE)
     resumed = apply_overrides(saved, {**changes, "resume": str(run_dir)})
     done = int(state.get("epoch", 0))
-    if resumed.epochs < done:
+    if "epochs" in changes and resumed.epochs < done:
         raise CnnlabError(f"--epochs {resumed.epochs} is fewer than the {done} epochs run {run_dir} has trained; "
                           f"give --epochs {done + 1} or more to train it longer")
     return resumed, state
@@ -335,6 +335,11 @@ def complete_result(ctx: RunContext, command: str) -> TrainResult:
 
 
 def load_resume_state(trainer, state: dict, run_dir: Path) -> None:
+    saved_groups = (state.get("optimizer") or {}).get("param_groups") or [{}]
+    needed = set(trainer.optimizer.param_groups[0]) - {"params"}
+    if any(needed - set(group) for group in saved_groups):
+        raise CheckpointError(f"{run_dir / STATE_FILE} holds the state of another optimizer than this run's "
+                              f"({trainer.config.optimizer}); it cannot be resumed with these settings")
     try:
         trainer.load_state_dict(state)
     except Exception as exc:  # a state from other settings fails anywhere in torch's loaders

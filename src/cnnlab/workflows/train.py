@@ -16,6 +16,7 @@ shifts and rotations (see docs/train.md for the measured accuracy and time).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import torch
 
@@ -25,6 +26,8 @@ from ..engine.fitconfig import FitConfig
 from ..engine.loop import Trainer
 from ..engine.runfolder import SKIPPED_LOG, RunFolder
 from ..errors import CnnlabError
+from ..utils.io import check_output_dir, check_output_file
+from ..utils.threads import model_macs, set_threads
 from ..weights import weights_metadata
 from . import run as R
 from .run import RunContext, TrainResult
@@ -69,6 +72,9 @@ class TrainConfig(FitConfig):
         check_number("dropout", self.dropout, low=0, high=1, high_open=True, none=True)
         check_choice("device", self.device, ("auto", "cpu", "cuda"))
         R.check_run_name(self.name)
+        check_output_dir(self.out, "--out")
+        if self.split_file is not None and not Path(self.split_file).is_file():
+            check_output_file(self.split_file, "--split-file")  # a new split is saved there
         from ..data.transforms import parse_aug_options, resolve_augment
 
         if self.augment is not None or self.aug:
@@ -108,6 +114,7 @@ def _train(ctx: RunContext) -> TrainResult:
     model = build_model(config, splits, in_chans)
     data = data_setup(config, splits, model)
     splits.train.transform, splits.val.transform = data.train_transform, data.eval_transform
+    set_threads(3 * config.batch_size * (model_macs(model, data.input_size) or 0) or None)  # forward + backward
     R.claim_or_lock(ctx)
     with R.guarded(ctx):
         meta = weights_metadata(splits.classes, data.preprocessing, data=config.data)

@@ -49,6 +49,9 @@ def open_data(config):
     if config.in_chans is None and native and native[0] != chans:
         chans = native[0]
         splits = open_dataset(config.data, in_chans=chans, **kw)
+    if len(splits.classes) < 2:
+        raise CnnlabError(f"{config.data} has {len(splits.classes)} class ({', '.join(splits.classes)}); a classifier "
+                          "needs at least 2 classes (one folder per class)")
     return splits, chans
 
 

@@ -23,7 +23,7 @@ from torch import nn
 from ..data.images import read_image
 from ..data.transforms import eval_transform
 from ..errors import CnnlabError
-from ..utils.io import check_output_file
+from ..utils.figures import check_picture_path
 from ..utils.log import notice
 from ..viz import cam as cam_lib
 from ..viz import deconvnet as deconv_lib
@@ -44,7 +44,7 @@ class VizResult:
 
 def check_out(out) -> Path:
     """The PNG path to write; a folder or an unwritable place is a one-line error (before any work)."""
-    return check_output_file(out, "output")
+    return check_picture_path(out, "output")
 
 
 def load_model(model, weights=None) -> tuple[nn.Module, list[str]]:

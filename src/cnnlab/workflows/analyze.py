@@ -11,11 +11,11 @@ from pathlib import Path
 
 import torch
 
+from ..analysis.fake_run import parse_input_size
+from ..analysis.memory import activation_bytes
+from ..analysis.profiler import profile
+from ..analysis.receptive_fields import receptive_field
 from ..registry import native_model
-from .fake_run import parse_input_size
-from .memory import activation_bytes
-from .profiler import profile
-from .receptive_fields import receptive_field
 
 
 def build_meta(name: str, num_classes: int | None = None):
@@ -125,7 +125,7 @@ def plot_compare(rows: list[dict], path: str | Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ..utils.io import atomic_path
+    from ..utils.figures import save_figure
 
     fig, ax = plt.subplots(figsize=(8, 5.5), dpi=120)
     biggest = max(r["activation_bytes"] for r in rows) or 1
@@ -144,7 +144,4 @@ def plot_compare(rows: list[dict], path: str | Path) -> Path:
                  f"largest {top['model']} {top['activation_bytes'] / 2**20:.0f} MB)", fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format=Path(path).suffix.lstrip(".") or "png")
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path, dpi=100, tight=False)
