@@ -34,6 +34,7 @@ from torch import nn
 
 from ..registry import register_model
 from .base import ClassifierModel, DataConfig, Stage
+from .layers import init_weights
 
 
 class ConvRow(NamedTuple):
@@ -129,19 +130,9 @@ class ConvFCNet(ClassifierModel):
         return x if pre_logits else self.classifier[-1](x)
 
 
-PAPER_BIAS_ONE = (1, 3, 4, 5, 6)  # conv2, conv4, conv5, fc6, fc7 (2012 paper, Section 5)
-
-
-def init_like_paper(model: nn.Module, bias_one: tuple[int, ...] = PAPER_BIAS_ONE) -> nn.Module:
-    """Weights ~ N(0, 0.01); biases 1 in the layers numbered ``bias_one`` (0 = conv1), else 0.
-
-    The 2012 paper (Section 5) sets the biases of conv2, conv4, conv5 and the hidden FC layers to 1
-    so that the ReLUs start with positive inputs; ZFNet (Section 3) sets them all to 0."""
-    layers = [m for m in model.modules() if isinstance(m, nn.Conv2d | nn.Linear)]
-    for i, m in enumerate(layers):
-        nn.init.normal_(m.weight, 0.0, 0.01)
-        nn.init.constant_(m.bias, 1.0 if i in bias_one else 0.0)
-    return model
+# 2012 paper, Section 5: weights ~ N(0, 0.01), and biases 1 in conv2, conv4, conv5, fc6, fc7 (numbered
+# from conv1 = 0) so that the ReLUs start with positive inputs; the other biases 0
+PAPER_BIAS_ONE = (1, 3, 4, 5, 6)
 
 
 TV_CFG = DataConfig(input_size=(3, 224, 224), crop_pct=0.875)
@@ -171,4 +162,4 @@ def alexnet_2012(num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.
     features, stages = conv_stack(ALEXNET_2012, in_chans)
     model = AlexNet2012(features, stages, 256, num_classes, PAPER_CFG.with_channels(in_chans), pool_size=6,
                         dropout=dropout)
-    return init_like_paper(model)
+    return init_weights(model, conv="normal_0.01", linear="normal_0.01", bias_one=PAPER_BIAS_ONE)

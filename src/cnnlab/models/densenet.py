@@ -31,6 +31,7 @@ from torch import nn
 from ..errors import CnnlabError
 from ..registry import register_model
 from .base import ClassifierModel, DataConfig, Stage
+from .layers import init_weights
 from .resnet_cifar import CIFAR_CFG
 
 
@@ -135,17 +136,7 @@ class DenseNet(ClassifierModel):
         self.classifier = nn.Linear(ch, num_classes) if num_classes > 0 else nn.Identity()
         self.stages = tuple(stages)
         self.default_cfg = (data or DataConfig()).with_channels(in_chans)
-        self._init_weights()
-
-    def _init_weights(self) -> None:
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.zeros_(m.bias)
+        init_weights(self, conv="kaiming_fan_in")  # torchvision's: He (fan-in) convs, zero classifier bias
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return F.relu(self.features(x))

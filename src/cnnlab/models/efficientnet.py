@@ -35,7 +35,7 @@ from torch import nn
 
 from ..registry import register_model
 from .base import HALF_MEAN, HALF_STD, IMAGENET_MEAN, IMAGENET_STD, ClassifierModel, DataConfig, Stage
-from .layers import Conv2dSame, ConvBNAct, DropPath, SqueezeExcite, make_divisible
+from .layers import Conv2dSame, ConvBNAct, DropPath, SqueezeExcite, init_weights, make_divisible
 
 
 class StageRow(NamedTuple):
@@ -188,7 +188,7 @@ class EfficientNet(ClassifierModel):
         size = variant.resolution
         cfg = DataConfig((3, size, size), flavour.mean, flavour.std, "bicubic", variant.crop_pct)
         self.default_cfg = cfg.with_channels(in_chans)
-        _init_weights(self)
+        init_weights(self, conv="kaiming_fan_out", linear="uniform_fan_out")  # torchvision's
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)
@@ -228,22 +228,6 @@ class EfficientNet(ClassifierModel):
 
 def _scale_channels(channels: int, width: float) -> int:
     return make_divisible(channels * width, 8)
-
-
-def _init_weights(model: nn.Module) -> None:
-    """torchvision's: Kaiming-normal (fan_out) convs, unit BN, uniform(+-1/sqrt(out)) classifier."""
-    for m in model.modules():
-        if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out")
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.BatchNorm2d):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.Linear):
-            bound = 1.0 / math.sqrt(m.out_features)
-            nn.init.uniform_(m.weight, -bound, bound)
-            nn.init.zeros_(m.bias)
 
 
 # Peer checkpoint names: top-level modules, and per block role (conv, bn) / (se reduce, se expand).

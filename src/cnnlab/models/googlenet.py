@@ -37,6 +37,7 @@ from ..errors import CnnlabError
 from ..registry import register_model
 from ..utils.log import notice
 from .base import IMAGENET_MEAN, IMAGENET_STD, ClassifierModel, DataConfig, Stage
+from .layers import init_weights
 
 
 class GoogLeNetOutputs(NamedTuple):
@@ -174,14 +175,7 @@ class GoogLeNet(ClassifierModel):
         self.stages = (Stage("conv1", 64, 2), Stage("conv3", 192, 4), Stage("inception3b", 480, 8),
                        Stage("inception4e", 832, 16), Stage("inception5b", 1024, 32))
         self.default_cfg = GOOGLENET_DATA.with_channels(in_chans)
-        self._init_weights()
-
-    def _init_weights(self) -> None:
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d | nn.Linear):
-                nn.init.trunc_normal_(m.weight, std=0.01, a=-2, b=2)  # torchvision's init
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
+        init_weights(self, conv="trunc_normal_0.01", linear="trunc_normal_0.01")  # torchvision's
 
     def _transform(self, x: torch.Tensor) -> torch.Tensor:
         """ImageNet-normalised input -> (x - 0.5) / 0.5 normalisation, per channel."""

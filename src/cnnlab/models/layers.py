@@ -133,3 +133,45 @@ def transformer_mlp(dim: int, hidden: int, dropout: float = 0.0) -> nn.Sequentia
         nn.init.xavier_uniform_(layer.weight)
         nn.init.normal_(layer.bias, std=1e-6)
     return mlp
+
+
+# name -> in-place init of a weight tensor (the families' choices; torch.nn.init underneath)
+WEIGHT_INITS = {
+    "kaiming_fan_out": lambda w: nn.init.kaiming_normal_(w, mode="fan_out", nonlinearity="relu"),
+    "kaiming_fan_in": lambda w: nn.init.kaiming_normal_(w, mode="fan_in", nonlinearity="relu"),
+    "normal_0.01": lambda w: nn.init.normal_(w, 0.0, 0.01),
+    "trunc_normal_0.01": lambda w: nn.init.trunc_normal_(w, std=0.01, a=-2, b=2),
+    "trunc_normal_0.02": lambda w: nn.init.trunc_normal_(w, std=0.02),
+    "lecun_trunc_normal": lambda w: nn.init.trunc_normal_(w, std=math.sqrt(1 / w[0].numel())),  # std 1/sqrt(fan_in)
+    "uniform_fan_out": lambda w: nn.init.uniform_(w, -1 / math.sqrt(w.shape[0]), 1 / math.sqrt(w.shape[0])),
+}
+
+
+def init_weights(model: nn.Module, conv: str | None = None, linear: str | None = None, *,
+                 zero_conv_bias: bool = True, zero_linear_bias: bool = True, bias_one: tuple[int, ...] = (),
+                 zero_head: bool = False) -> nn.Module:
+    """Initialise a model in one pass over ``model.modules()`` (in order, so the random stream is fixed).
+
+    ``conv`` / ``linear`` name a rule of :data:`WEIGHT_INITS` for every ``nn.Conv2d`` / ``nn.Linear``
+    weight (``None`` keeps PyTorch's default); their biases are zeroed unless ``zero_*_bias=False``.
+    ``bias_one``: indices among the conv and linear layers, in module order, whose bias starts at 1
+    (AlexNet 2012, Section 5). ``zero_head``: the classifier starts at zero (torchvision's ViT).
+    Batch norms start at weight 1, bias 0.
+    """
+    layer = 0
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d | nn.Linear):
+            rule, zero_bias = (conv, zero_conv_bias) if isinstance(m, nn.Conv2d) else (linear, zero_linear_bias)
+            if rule is not None:
+                WEIGHT_INITS[rule](m.weight)
+            if m.bias is not None and (zero_bias or layer in bias_one):
+                nn.init.constant_(m.bias, 1.0 if layer in bias_one else 0.0)
+            layer += 1
+        elif isinstance(m, nn.BatchNorm2d) and m.affine:
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+    head = model.get_classifier() if zero_head else None
+    if isinstance(head, nn.Linear):
+        nn.init.zeros_(head.weight)
+        nn.init.zeros_(head.bias)
+    return model

@@ -34,7 +34,7 @@ from torch import nn
 from ..errors import CnnlabError
 from ..registry import register_model
 from .base import HALF_MEAN, HALF_STD, IMAGENET_MEAN, IMAGENET_STD, ClassifierModel, DataConfig, Stage
-from .layers import ConvBNAct, make_divisible
+from .layers import ConvBNAct, init_weights, make_divisible
 
 ACTIVATIONS = {"relu6": nn.ReLU6, "relu": nn.ReLU}
 
@@ -110,7 +110,7 @@ class MobileNetV1(ClassifierModel):
         self.stages = tuple(stage_rows)
         cfg = DataConfig((3, input_size, input_size), HALF_MEAN, HALF_STD, "bilinear", 0.875)
         self.default_cfg = cfg.with_channels(in_chans)
-        _init_weights(self)
+        init_weights(self, conv="kaiming_fan_out", linear="normal_0.01")  # torchvision's
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.blocks(self.stem(x))
@@ -123,21 +123,6 @@ class MobileNetV1(ClassifierModel):
             prefix = next((p for p in renames if k.startswith(p)), None)
             out[renames[prefix] + k[len(prefix):] if prefix else k] = v
         return out
-
-
-def _init_weights(model: nn.Module) -> None:
-    """Kaiming-normal (fan_out) convolutions, unit BN, small normal linear layers (torchvision's)."""
-    for m in model.modules():
-        if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out")
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.BatchNorm2d):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.Linear):
-            nn.init.normal_(m.weight, 0, 0.01)
-            nn.init.zeros_(m.bias)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -204,7 +189,7 @@ class MobileNetV2(ClassifierModel):
         self.stages = tuple(stage_rows)
         self.default_cfg = DataConfig((3, 224, 224), IMAGENET_MEAN, IMAGENET_STD, "bilinear",
                                       0.875).with_channels(in_chans)
-        _init_weights(self)
+        init_weights(self, conv="kaiming_fan_out", linear="normal_0.01")  # torchvision's
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)

@@ -34,7 +34,7 @@ from ..errors import CnnlabError
 from ..registry import register_model
 from ..utils.log import notice
 from .base import ClassifierModel, DataConfig, Stage
-from .layers import SqueezeExcite
+from .layers import SqueezeExcite, init_weights
 
 
 class ResNetCfg(NamedTuple):
@@ -191,16 +191,6 @@ def rename_keys(sd: dict[str, torch.Tensor], rules) -> dict[str, torch.Tensor]:
     return out
 
 
-def init_conv_bn(model: nn.Module) -> None:
-    """He (fan-out) normal init for convs, BN at (1, 0): torchvision's scheme."""
-    for m in model.modules():
-        if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-        elif isinstance(m, nn.BatchNorm2d):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
-
-
 class ResNet(ClassifierModel):
     """7x7/2 stem, 3x3/2 max-pool, four stages of residual blocks (strides 1, 2, 2, 2), GAP, fc."""
 
@@ -228,7 +218,7 @@ class ResNet(ClassifierModel):
         self.fc = nn.Linear(in_ch, num_classes) if num_classes > 0 else nn.Identity()
         self.stages = tuple(stages)
         self.default_cfg = DataConfig().with_channels(in_chans)
-        init_conv_bn(self)
+        init_weights(self, conv="kaiming_fan_out", zero_conv_bias=False, zero_linear_bias=False)  # torchvision's
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
@@ -316,7 +306,7 @@ class PreActResNet(ClassifierModel):
         self.fc = nn.Linear(in_ch, num_classes) if num_classes > 0 else nn.Identity()
         self.stages = tuple(stages)
         self.default_cfg = (data or DataConfig()).with_channels(in_chans)
-        init_conv_bn(self)
+        init_weights(self, conv="kaiming_fan_out", zero_conv_bias=False, zero_linear_bias=False)  # torchvision's
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.stem(x)

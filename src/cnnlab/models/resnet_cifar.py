@@ -23,7 +23,8 @@ from torch import nn
 from ..errors import CnnlabError
 from ..registry import register_model
 from .base import CIFAR_MEAN, CIFAR_STD, ClassifierModel, DataConfig, Stage
-from .resnet import PreActCfg, PreActResNet, ResidualBlock, init_conv_bn
+from .layers import init_weights
+from .resnet import PreActCfg, PreActResNet, ResidualBlock
 
 CIFAR_CFG = DataConfig(input_size=(3, 32, 32), mean=CIFAR_MEAN, std=CIFAR_STD, crop_pct=1.0)
 CIFAR_WIDTHS = (16, 32, 64)  # filters per stage (section 4.2)
@@ -90,7 +91,7 @@ class CifarResNet(ClassifierModel):
         self.fc = nn.Linear(in_ch, num_classes) if num_classes > 0 else nn.Identity()
         self.stages = tuple(stages)
         self.default_cfg = CIFAR_CFG.with_channels(in_chans)
-        init_conv_bn(self)
+        init_weights(self, conv="kaiming_fan_out", zero_conv_bias=False, zero_linear_bias=False)  # torchvision's
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.relu(self.bn1(self.conv1(x)))
@@ -144,7 +145,7 @@ class WideResNetCifar(ClassifierModel):
         self.fc = nn.Linear(in_ch, num_classes) if num_classes > 0 else nn.Identity()
         self.stages = tuple(stages)
         self.default_cfg = CIFAR_CFG.with_channels(in_chans)
-        init_conv_bn(self)
+        init_weights(self, conv="kaiming_fan_out", zero_conv_bias=False, zero_linear_bias=False)  # torchvision's
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.layer3(self.layer2(self.layer1(self.conv1(x))))

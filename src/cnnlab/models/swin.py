@@ -43,7 +43,7 @@ from torch import nn
 from ..errors import CheckpointError
 from ..registry import register_model
 from .base import ClassifierModel, DataConfig, Stage
-from .layers import DropPath, transformer_mlp
+from .layers import DropPath, init_weights, transformer_mlp
 
 
 class SwinConfig(NamedTuple):
@@ -214,16 +214,9 @@ class SwinTransformer(ClassifierModel):
         self.num_classes, self.num_features = num_classes, dims[-1]
         self.norm = nn.LayerNorm(dims[-1])
         self.head = nn.Linear(dims[-1], num_classes) if num_classes else nn.Identity()
-        self._init_weights()
+        init_weights(self, linear="trunc_normal_0.02", zero_conv_bias=False)  # torchvision's: linear layers only
         self.stages = tuple(stages)
         self.default_cfg = DataConfig(interpolation="bicubic", crop_pct=cfg.crop_pct).with_channels(in_chans)
-
-    def _init_weights(self) -> None:
-        for m in self.modules():  # torchvision's: every linear layer trunc-normal(0.02), zero bias
-            if isinstance(m, nn.Linear):
-                nn.init.trunc_normal_(m.weight, std=0.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.norm(self.features(x))  # (B, H/32, W/32, C)

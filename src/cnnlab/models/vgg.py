@@ -19,6 +19,7 @@ from torch import nn
 from ..registry import register_model
 from .alexnet import ConvFCNet
 from .base import DataConfig, Stage
+from .layers import init_weights
 
 STAGE_WIDTHS = (64, 128, 256, 512, 512)
 # Table 1: 3x3 convolutions per stage of configurations A, B, D, E
@@ -47,27 +48,13 @@ def vgg_features(depths: tuple[int, ...], in_chans: int, batch_norm: bool) -> tu
     return nn.Sequential(*layers), stages
 
 
-def init_vgg(model: nn.Module) -> nn.Module:
-    """Kaiming-normal convolutions, N(0, 0.01) FC weights, zero biases (torchvision's init; the
-    paper initialised the deeper nets from configuration A, then found Glorot init works too)."""
-    for m in model.modules():
-        if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.BatchNorm2d):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.Linear):
-            nn.init.normal_(m.weight, 0, 0.01)
-            nn.init.zeros_(m.bias)
-    return model
-
-
 def _vgg(depth_name: str, batch_norm: bool, num_classes: int, in_chans: int, dropout: float) -> ConvFCNet:
     features, stages = vgg_features(VGG_DEPTHS[depth_name], in_chans, batch_norm)
     model = ConvFCNet(features, stages, 512, num_classes, VGG_CFG.with_channels(in_chans), pool_size=7,
                       dropout=dropout)
-    return init_vgg(model)
+    # torchvision's init: He (fan-out) convs, N(0, 0.01) FC weights, zero biases (the paper initialised the
+    # deeper nets from configuration A, then found Glorot init works too)
+    return init_weights(model, conv="kaiming_fan_out", linear="normal_0.01")
 
 
 def _register(name: str, batch_norm: bool) -> None:

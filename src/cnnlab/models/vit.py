@@ -44,7 +44,7 @@ from torch import nn
 from ..errors import CnnlabError
 from ..registry import register_model
 from .base import ClassifierModel, DataConfig, Stage
-from .layers import DropPath, transformer_mlp
+from .layers import DropPath, init_weights, transformer_mlp
 
 
 class ViTConfig(NamedTuple):
@@ -172,19 +172,12 @@ class VisionTransformer(ClassifierModel):
         self.grid = image_size // cfg.patch
         self.encoder = Encoder(cfg, self.grid**2 + 1, dropout, attention_dropout, drop_path_rate)
         self.heads = nn.Sequential(OrderedDict(head=nn.Linear(cfg.dim, num_classes) if num_classes else nn.Identity()))
-        self._init_weights()
+        # torchvision's: patch projection truncated-normal with std 1/sqrt(fan_in), zero head
+        init_weights(self, conv="lecun_trunc_normal", zero_linear_bias=False, zero_head=True)
         per = cfg.depth // NUM_STAGES
         self.stages = tuple(Stage(f"encoder.layers.encoder_layer_{per * (i + 1) - 1}", cfg.dim, cfg.patch)
                             for i in range(NUM_STAGES))
         self.default_cfg = DataConfig((in_chans, image_size, image_size), crop_pct=crop_pct).with_channels(in_chans)
-
-    def _init_weights(self) -> None:
-        fan_in = self.conv_proj.in_channels * self.patch_size**2
-        nn.init.trunc_normal_(self.conv_proj.weight, std=math.sqrt(1 / fan_in))
-        nn.init.zeros_(self.conv_proj.bias)
-        if isinstance(self.heads.head, nn.Linear):
-            nn.init.zeros_(self.heads.head.weight)
-            nn.init.zeros_(self.heads.head.bias)
 
     def patchify(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
         """(B, C, H, W) -> tokens (B, H/P * W/P, D) and the patch grid (H/P, W/P)."""

@@ -19,8 +19,9 @@ renormalisation of conv filters whose RMS exceeds 0.1 is a training rule and is 
 from __future__ import annotations
 
 from ..registry import register_model
-from .alexnet import ConvFCNet, ConvRow, conv_stack, init_like_paper
+from .alexnet import ConvFCNet, ConvRow, conv_stack
 from .base import DataConfig
+from .layers import init_weights
 
 ZFNET = (
     ConvRow(96, 7, 2, 1, post=("pool", "lrn")),  # 224 -> 110 -> 55
@@ -38,4 +39,4 @@ def zfnet(num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5) -> C
     features, stages = conv_stack(ZFNET, in_chans, ceil_pool=True)
     model = ConvFCNet(features, stages, 256, num_classes, ZFNET_CFG.with_channels(in_chans), pool_size=6,
                       dropout=dropout)
-    return init_like_paper(model, bias_one=())
+    return init_weights(model, conv="normal_0.01", linear="normal_0.01")
