@@ -57,6 +57,9 @@ class DataConfig:
         return DataConfig((in_chans, *self.input_size[1:]), mean, std, self.interpolation, self.crop_pct)
 
 
+CIFAR_CFG = DataConfig(input_size=(3, 32, 32), mean=CIFAR_MEAN, std=CIFAR_STD, crop_pct=1.0)
+
+
 class ClassifierModel(nn.Module):
     """Base class holding the shared parts of the contract."""
 

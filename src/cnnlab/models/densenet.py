@@ -30,9 +30,8 @@ from torch import nn
 
 from ..errors import CnnlabError
 from ..registry import register_model
-from .base import ClassifierModel, DataConfig, Stage
+from .base import CIFAR_CFG, ClassifierModel, DataConfig, Stage
 from .layers import init_weights
-from .resnet_cifar import CIFAR_CFG
 
 
 class DenseNetCfg(NamedTuple):

@@ -1,4 +1,4 @@
-"""Pieces used by two or more model families.
+"""Pieces used by two or more model families (a model file imports only these, ``base`` and the registry).
 
 Owned jointly: add a layer here only when a second family needs it; keep each one small.
 """
@@ -6,10 +6,14 @@ Owned jointly: add a layer here only when a second family needs it; keep each on
 from __future__ import annotations
 
 import math
+import re
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .base import ClassifierModel, DataConfig, Stage
 
 
 def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
@@ -77,6 +81,24 @@ class SqueezeExcite(nn.Module):
         return x * self.gate(self.fc2(self.act(self.fc1(s))))
 
 
+class ResidualBlock(nn.Module):
+    """relu(SE(residual(x)) + shortcut(x)); subclasses build the layers and define ``residual``."""
+
+    se: nn.Module | None
+    downsample: nn.Module | None
+    relu: nn.Module
+
+    def residual(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.residual(x)
+        if self.se is not None:
+            out = self.se(out)
+        shortcut = x if self.downsample is None else self.downsample(x)
+        return self.relu(out + shortcut)
+
+
 def drop_path(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     """Stochastic depth (Huang et al. 2016, arXiv:1603.09382): drop whole samples of a residual branch."""
     if p == 0.0 or not training:
@@ -133,6 +155,92 @@ def transformer_mlp(dim: int, hidden: int, dropout: float = 0.0) -> nn.Sequentia
         nn.init.xavier_uniform_(layer.weight)
         nn.init.normal_(layer.bias, std=1e-6)
     return mlp
+
+
+class ConvRow(NamedTuple):
+    """One convolution of a table; ``post`` names what follows the ReLU, in order ("lrn", "pool")."""
+
+    out_ch: int
+    kernel: int
+    stride: int = 1
+    padding: int = 0
+    groups: int = 1  # 2 = the two GPU towers of the 2012 paper
+    post: tuple[str, ...] = ()
+
+
+# AlexNet 2012, Section 3.3 (ZFNet's "contrast normalisation" too): k=2, n=5, alpha=1e-4, beta=0.75; PyTorch divides alpha by n, hence 5 * 1e-4
+PAPER_LRN = {"size": 5, "alpha": 5e-4, "beta": 0.75, "k": 2.0}
+POST_LAYERS = {
+    "lrn": lambda ceil: nn.LocalResponseNorm(**PAPER_LRN),
+    "pool": lambda ceil: nn.MaxPool2d(3, 2, ceil_mode=ceil),  # overlapping pooling, z=3, s=2
+}
+
+
+def conv_stack(rows, in_chans: int, ceil_pool: bool = False) -> tuple[nn.Sequential, tuple[Stage, ...]]:
+    """Build ``Conv-ReLU-[post...]`` per row; stages = the last module at each total stride."""
+    layers: list[nn.Module] = []
+    ends: dict[int, Stage] = {}  # reduction -> last stage at it
+    in_ch, reduction = in_chans, 1
+    for row in rows:
+        layers += [nn.Conv2d(in_ch, row.out_ch, row.kernel, row.stride, row.padding, groups=row.groups),
+                   nn.ReLU(inplace=True)]
+        reduction *= row.stride
+        for kind in row.post:
+            layers.append(POST_LAYERS[kind](ceil_pool))
+            reduction *= 2 if kind == "pool" else 1
+        ends[reduction] = Stage(f"features.{len(layers) - 1}", row.out_ch, reduction)
+        in_ch = row.out_ch
+    return nn.Sequential(*layers), tuple(ends.values())
+
+
+def fc_head(in_features: int, hidden: int, num_classes: int, drop: float, dropout_first: bool) -> nn.Sequential:
+    """Three FC layers as indices 0-6 (logits at ``6``), dropout before (torchvision AlexNet) or
+    after (the papers, torchvision VGG) each hidden ReLU."""
+    last = nn.Linear(hidden, num_classes) if num_classes > 0 else nn.Identity()
+    if dropout_first:
+        return nn.Sequential(nn.Dropout(drop), nn.Linear(in_features, hidden), nn.ReLU(inplace=True),
+                             nn.Dropout(drop), nn.Linear(hidden, hidden), nn.ReLU(inplace=True), last)
+    return nn.Sequential(nn.Linear(in_features, hidden), nn.ReLU(inplace=True), nn.Dropout(drop),
+                         nn.Linear(hidden, hidden), nn.ReLU(inplace=True), nn.Dropout(drop), last)
+
+
+class ConvFCNet(ClassifierModel):
+    """``features`` (a conv stack) -> ``avgpool`` (adaptive) -> ``classifier`` (three FC layers).
+
+    The skeleton of AlexNet, ZFNet and VGG; the module names are torchvision's. ``forward_head(pre_logits=True)`` returns the
+    output of the second hidden FC layer (``num_features`` = 4096).
+    """
+
+    classifier_path = "classifier.6"
+
+    def __init__(self, features: nn.Sequential, stages, out_ch: int, num_classes: int, cfg: DataConfig,
+                 pool_size: int, dropout: float = 0.5, dropout_first: bool = False) -> None:
+        super().__init__()
+        self.num_classes, self.num_features = num_classes, 4096
+        self.features = features
+        self.avgpool = nn.AdaptiveAvgPool2d((pool_size, pool_size))
+        self.classifier = fc_head(out_ch * pool_size * pool_size, 4096, num_classes, dropout, dropout_first)
+        self.stages = tuple(stages)
+        self.default_cfg = cfg
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = torch.flatten(self.avgpool(x), 1)
+        for layer in self.classifier[:-1]:
+            x = layer(x)
+        return x if pre_logits else self.classifier[-1](x)
+
+
+def rename_keys(sd: dict[str, torch.Tensor], rules) -> dict[str, torch.Tensor]:
+    """Apply every ``(pattern, replacement)`` of ``rules`` to each key of a peer's state_dict, in order."""
+    out = {}
+    for k, v in sd.items():
+        for pattern, repl in rules:
+            k = re.sub(pattern, repl, k)
+        out[k] = v
+    return out
 
 
 # name -> in-place init of a weight tensor (the families' choices; torch.nn.init underneath)

@@ -7,8 +7,6 @@
   Networks", arXiv:1611.05431 (cardinality = ``groups`` of one grouped 3x3 conv, form (c) of Fig. 3).
 * SENet: Hu, Shen, Sun, "Squeeze-and-Excitation Networks", arXiv:1709.01507 (an SE gate after the last
   BN of each residual branch, reduction r = 16).
-* Pre-activation ResNet: He, Zhang, Ren, Sun, "Identity Mappings in Deep Residual Networks",
-  arXiv:1603.05027.
 
 Two placements of the stride in a bottleneck are offered, named plainly:
 
@@ -19,12 +17,11 @@ Two placements of the stride in a bottleneck are offered, named plainly:
 
 Parameter names are torchvision's (``conv1``, ``bn1``, ``layer1.0.conv2``, ``downsample.0``,
 ``fc``); the SE gate is ``layerX.Y.se.fc1/fc2`` as in timm's ``seresnet50``. Other layouts (timm's legacy
-SENet, timm's ``resnetv2_50``) are renamed by ``convert_state_dict`` when a checkpoint is loaded.
+SENet) are renamed by ``convert_state_dict`` when a checkpoint is loaded.
 """
 
 from __future__ import annotations
 
-import re
 from typing import NamedTuple
 
 import torch
@@ -34,7 +31,7 @@ from ..errors import CnnlabError
 from ..registry import register_model
 from ..utils.log import notice
 from .base import ClassifierModel, DataConfig, Stage
-from .layers import SqueezeExcite, init_weights
+from .layers import ResidualBlock, SqueezeExcite, init_weights, rename_keys
 
 
 class ResNetCfg(NamedTuple):
@@ -96,24 +93,6 @@ def projection(in_ch: int, out_ch: int, stride: int) -> nn.Sequential | None:
     if stride == 1 and in_ch == out_ch:
         return None
     return nn.Sequential(nn.Conv2d(in_ch, out_ch, 1, stride, bias=False), nn.BatchNorm2d(out_ch))
-
-
-class ResidualBlock(nn.Module):
-    """relu(SE(residual(x)) + shortcut(x)); subclasses build the layers and define ``residual``."""
-
-    se: nn.Module | None
-    downsample: nn.Module | None
-    relu: nn.Module
-
-    def residual(self, x: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.residual(x)
-        if self.se is not None:
-            out = self.se(out)
-        shortcut = x if self.downsample is None else self.downsample(x)
-        return self.relu(out + shortcut)
 
 
 class BasicBlock(ResidualBlock):
@@ -182,15 +161,6 @@ def check_cfg(cfg: ResNetCfg) -> ResNetCfg:
     return cfg
 
 
-def rename_keys(sd: dict[str, torch.Tensor], rules) -> dict[str, torch.Tensor]:
-    out = {}
-    for k, v in sd.items():
-        for pattern, repl in rules:
-            k = re.sub(pattern, repl, k)
-        out[k] = v
-    return out
-
-
 class ResNet(ClassifierModel):
     """7x7/2 stem, 3x3/2 max-pool, four stages of residual blocks (strides 1, 2, 2, 2), GAP, fc."""
 
@@ -232,103 +202,12 @@ class ResNet(ClassifierModel):
         return rename_keys(sd, LEGACY_SENET_RENAMES)
 
 
-# --- pre-activation ---------------------------------------------------------------------------
-
-
-class PreActBottleneck(nn.Module):
-    """BN-ReLU-1x1, BN-ReLU-3x3 (stride), BN-ReLU-1x1 (x4), added to an untouched shortcut (Fig. 4e).
-
-    Where the shape changes, the 1x1 projection shortcut takes the pre-activated input, so the first
-    BN-ReLU is shared by both paths (the paper's code for the unit after a stand-alone conv).
-    """
-
-    expansion = 4
-
-    def __init__(self, in_ch: int, planes: int, stride: int = 1) -> None:
-        super().__init__()
-        out_ch = planes * self.expansion
-        self.norm1, self.conv1 = nn.BatchNorm2d(in_ch), nn.Conv2d(in_ch, planes, 1, bias=False)
-        self.norm2, self.conv2 = nn.BatchNorm2d(planes), nn.Conv2d(planes, planes, 3, stride, 1, bias=False)
-        self.norm3, self.conv3 = nn.BatchNorm2d(planes), nn.Conv2d(planes, out_ch, 1, bias=False)
-        self.relu = nn.ReLU(inplace=True)
-        needs_proj = stride != 1 or in_ch != out_ch
-        self.downsample = nn.Conv2d(in_ch, out_ch, 1, stride, bias=False) if needs_proj else None
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pre = self.relu(self.norm1(x))
-        shortcut = x if self.downsample is None else self.downsample(pre)
-        out = self.conv1(pre)
-        out = self.conv2(self.relu(self.norm2(out)))
-        out = self.conv3(self.relu(self.norm3(out)))
-        return out + shortcut
-
-
-class PreActCfg(NamedTuple):
-    depths: tuple[int, ...]  # bottleneck units per stage
-    planes: tuple[int, ...]  # bottleneck widths per stage (output = 4x)
-    stem: str  # "imagenet": 7x7/2 conv + 3x3/2 pool; "cifar": 3x3 conv, 16 channels
-
-
-PREACT_STEMS = {
-    "imagenet": (lambda c: nn.Sequential(nn.Conv2d(c, 64, 7, 2, 3, bias=False), nn.MaxPool2d(3, 2, 1)), 64, 4),
-    "cifar": (lambda c: nn.Sequential(nn.Conv2d(c, 16, 3, 1, 1, bias=False)), 16, 1),
-}
-# timm ``resnetv2_50`` -> our names.
-RESNETV2_RENAMES = ((r"^stem\.conv\.", "stem.0."), (r"^stages\.(\d+)\.blocks\.", lambda m: f"layer{int(m[1]) + 1}."),
-                    (r"\.downsample\.conv\.", ".downsample."), (r"^head\.fc\.", "fc."))
-
-
-class PreActResNet(ClassifierModel):
-    """Stem, stages of pre-activation bottlenecks (stride 2 on the 3x3 from stage 2), final BN-ReLU, GAP, fc.
-
-    The stride sits on the 3x3 as in timm's ``resnetv2_50`` and the paper's Torch code.
-    """
-
-    classifier_path = "fc"
-
-    def __init__(self, cfg: PreActCfg, num_classes: int = 1000, in_chans: int = 3, data: DataConfig | None = None):
-        super().__init__()
-        make_stem, in_ch, reduction = PREACT_STEMS[cfg.stem]
-        self.num_classes = num_classes
-        self.stem = make_stem(in_chans)
-        stages = []
-        for i, (planes, depth) in enumerate(zip(cfg.planes, cfg.depths)):
-            stride = 1 if i == 0 else 2
-            reduction *= stride
-            units = [PreActBottleneck(in_ch if j == 0 else planes * 4, planes, stride if j == 0 else 1)
-                     for j in range(depth)]
-            self.add_module(f"layer{i + 1}", nn.Sequential(*units))
-            in_ch = planes * 4
-            stages.append(Stage(f"layer{i + 1}", in_ch, reduction))
-        self.norm = nn.BatchNorm2d(in_ch)  # the last unit's output is not yet normalised
-        self.relu = nn.ReLU(inplace=True)
-        self.num_features = in_ch
-        self.fc = nn.Linear(in_ch, num_classes) if num_classes > 0 else nn.Identity()
-        self.stages = tuple(stages)
-        self.default_cfg = (data or DataConfig()).with_channels(in_chans)
-        init_weights(self, conv="kaiming_fan_out", zero_conv_bias=False, zero_linear_bias=False)  # torchvision's
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.stem(x)
-        for i in range(len(self.stages)):
-            x = getattr(self, f"layer{i + 1}")(x)
-        return self.relu(self.norm(x))
-
-    def convert_state_dict(self, sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """timm ``resnetv2_50`` keys are renamed; its 1x1-conv classifier becomes our linear one."""
-        sd = rename_keys(sd, RESNETV2_RENAMES)
-        if sd.get("fc.weight") is not None and sd["fc.weight"].ndim == 4:
-            sd["fc.weight"] = sd["fc.weight"].flatten(1)
-        return sd
-
-
 # --- registry ----------------------------------------------------------------------------------
 
 RESNET = "He et al. 2015, arXiv:1512.03385"
 WRN = "Zagoruyko & Komodakis 2016, arXiv:1605.07146"
 RESNEXT = "Xie et al. 2016, arXiv:1611.05431"
 SENET = "Hu et al. 2017, arXiv:1709.01507"
-PREACT = "He et al. 2016, arXiv:1603.05027"
 
 
 def _build(name: str, num_classes: int, in_chans: int, **kw) -> ResNet:
@@ -383,9 +262,3 @@ REGISTERED = {
 }
 for _name, (_paper, _loads) in REGISTERED.items():
     _register(_name, _paper, _loads)
-
-
-@register_model(family="resnet", paper=PREACT, loads=("timm:resnetv2_50",))
-def preact_resnet50(num_classes: int = 1000, in_chans: int = 3, **kw) -> PreActResNet:
-    """Pre-activation ResNet-50 for ImageNet: 25,549,352 parameters (= timm ``resnetv2_50``)."""
-    return PreActResNet(PreActCfg(D50, STAGE_PLANES, "imagenet"), num_classes, in_chans, **kw)

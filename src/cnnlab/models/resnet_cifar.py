@@ -5,9 +5,6 @@
   16, 32, 64 filters on 32x32, 16x16, 8x8 maps (depth = 6n + 2), global average pooling, fc.
   Shortcuts are the paper's option A: identity, and where the width doubles, a stride-2 subsample
   with the new channels zero-padded (half before, half after the old ones); no parameters.
-* ``preact_resnet164``: He, Zhang, Ren, Sun, "Identity Mappings in Deep Residual Networks",
-  arXiv:1603.05027: 18 pre-activation bottleneck units per stage (depth = 9n + 2), 64/128/256
-  output channels, projection shortcuts where the shape changes; 1,703,258 parameters, 0.248 GMACs.
 * ``wrn28_10`` and the general WRN-d-k builder :func:`wide_resnet_cifar`: Zagoruyko, Komodakis,
   "Wide Residual Networks", arXiv:1605.07146: pre-activation basic blocks B(3,3) with widths 16k,
   32k, 64k, n = (d - 4) / 6 blocks per stage, optional dropout between the two convs of a block
@@ -22,11 +19,9 @@ from torch import nn
 
 from ..errors import CnnlabError
 from ..registry import register_model
-from .base import CIFAR_MEAN, CIFAR_STD, ClassifierModel, DataConfig, Stage
-from .layers import init_weights
-from .resnet import PreActCfg, PreActResNet, ResidualBlock
+from .base import CIFAR_CFG, ClassifierModel, Stage
+from .layers import ResidualBlock, init_weights
 
-CIFAR_CFG = DataConfig(input_size=(3, 32, 32), mean=CIFAR_MEAN, std=CIFAR_STD, crop_pct=1.0)
 CIFAR_WIDTHS = (16, 32, 64)  # filters per stage (section 4.2)
 
 
@@ -161,7 +156,6 @@ def wide_resnet_cifar(depth: int, widen_factor: int, dropout: float = 0.0, num_c
 # --- registry ----------------------------------------------------------------------------------
 
 RESNET = "He et al. 2015, arXiv:1512.03385"
-PREACT = "He et al. 2016, arXiv:1603.05027"
 WRN = "Zagoruyko & Komodakis 2016, arXiv:1605.07146"
 NATIVE = {"num_classes": 10}
 CIFAR_DEPTHS = {"resnet20": 20, "resnet32": 32, "resnet44": 44, "resnet56": 56, "resnet110": 110}
@@ -178,12 +172,6 @@ def _register_cifar_resnet(name: str, depth: int) -> None:
 
 for _name, _depth in CIFAR_DEPTHS.items():
     _register_cifar_resnet(_name, _depth)
-
-
-@register_model(family="resnet_cifar", paper=PREACT, native=NATIVE)
-def preact_resnet164(num_classes: int = 1000, in_chans: int = 3) -> PreActResNet:
-    """Pre-activation ResNet-164 (bottleneck): 1,703,258 parameters at 10 classes."""
-    return PreActResNet(PreActCfg((18, 18, 18), CIFAR_WIDTHS, "cifar"), num_classes, in_chans, data=CIFAR_CFG)
 
 
 @register_model(family="resnet_cifar", paper=WRN, native=NATIVE)

@@ -19,9 +19,8 @@ renormalisation of conv filters whose RMS exceeds 0.1 is a training rule and is 
 from __future__ import annotations
 
 from ..registry import register_model
-from .alexnet import ConvFCNet, ConvRow, conv_stack
 from .base import DataConfig
-from .layers import init_weights
+from .layers import ConvFCNet, ConvRow, conv_stack, init_weights
 
 ZFNET = (
     ConvRow(96, 7, 2, 1, post=("pool", "lrn")),  # 224 -> 110 -> 55
