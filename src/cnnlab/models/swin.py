@@ -258,20 +258,25 @@ def _timm_swin_key(key: str, merge_at_end: bool) -> str:
 
 
 PAPER = "Liu et al. 2021, arXiv:2103.14030"
-TIMM_NAMES = {f"swin_{s}": f"swin_{size}_patch4_window7_224" for s, size in (("t", "tiny"), ("s", "small"), ("b", "base"))}
 
 
-def _builder(name: str):
-    @register_model(name, family="swin", paper=PAPER, loads=(f"torchvision:{name}", f"timm:{TIMM_NAMES[name]}"))
-    def build(num_classes: int = 1000, in_chans: int = 3, **kw) -> SwinTransformer:
-        return SwinTransformer(SWIN_CONFIGS[name], num_classes, in_chans, **kw)
-
-    build.__name__ = build.__qualname__ = name
-    cfg = SWIN_CONFIGS[name]
-    build.__doc__ = f"{name}: C = {cfg.embed_dim}, depths {cfg.depths}, heads {cfg.heads}, window {WINDOW}."
-    return build
+def _swin(name: str, num_classes: int = 1000, in_chans: int = 3, **kwargs) -> SwinTransformer:
+    return SwinTransformer(SWIN_CONFIGS[name], num_classes, in_chans, **kwargs)
 
 
-swin_t = _builder("swin_t")
-swin_s = _builder("swin_s")
-swin_b = _builder("swin_b")
+@register_model(family="swin", paper=PAPER, loads=("torchvision:swin_t", "timm:swin_tiny_patch4_window7_224"))
+def swin_t(**kwargs) -> SwinTransformer:
+    """Swin-T: C = 96, depths (2, 2, 6, 2), heads (3, 6, 12, 24), window 7."""
+    return _swin("swin_t", **kwargs)
+
+
+@register_model(family="swin", paper=PAPER, loads=("torchvision:swin_s", "timm:swin_small_patch4_window7_224"))
+def swin_s(**kwargs) -> SwinTransformer:
+    """Swin-S: C = 96, depths (2, 2, 18, 2), heads (3, 6, 12, 24), window 7."""
+    return _swin("swin_s", **kwargs)
+
+
+@register_model(family="swin", paper=PAPER, loads=("torchvision:swin_b", "timm:swin_base_patch4_window7_224"))
+def swin_b(**kwargs) -> SwinTransformer:
+    """Swin-B: C = 128, depths (2, 2, 18, 2), heads (4, 8, 16, 32), window 7."""
+    return _swin("swin_b", **kwargs)

@@ -47,8 +47,9 @@ def vgg_features(depths: tuple[int, ...], in_chans: int, batch_norm: bool) -> tu
     return nn.Sequential(*layers), stages
 
 
-def _vgg(depth_name: str, batch_norm: bool, num_classes: int, in_chans: int, dropout: float) -> ConvFCNet:
-    features, stages = vgg_features(VGG_DEPTHS[depth_name], in_chans, batch_norm)
+def _vgg(name: str, batch_norm: bool, num_classes: int = 1000, in_chans: int = 3,
+         dropout: float = 0.5) -> ConvFCNet:
+    features, stages = vgg_features(VGG_DEPTHS[name], in_chans, batch_norm)
     model = ConvFCNet(features, stages, 512, num_classes, VGG_CFG.with_channels(in_chans), pool_size=7,
                       dropout=dropout)
     # torchvision's init: He (fan-out) convs, N(0, 0.01) FC weights, zero biases (the paper initialised the
@@ -56,17 +57,52 @@ def _vgg(depth_name: str, batch_norm: bool, num_classes: int, in_chans: int, dro
     return init_weights(model, conv="kaiming_fan_out", linear="normal_0.01")
 
 
-def _register(name: str, batch_norm: bool) -> None:
-    def build(num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5) -> ConvFCNet:
-        return _vgg(name, batch_norm, num_classes, in_chans, dropout)
-
-    full = name + ("_bn" if batch_norm else "")
-    build.__name__ = build.__qualname__ = full
-    build.__doc__ = f"VGG configuration {name} {'with batch norm ' if batch_norm else ''}(torchvision layout)."
-    register_model(full, family="vgg", paper="Simonyan & Zisserman 2014, arXiv:1409.1556",
-                   loads=(f"torchvision:{full}",))(build)
+PAPER = "Simonyan & Zisserman 2014, arXiv:1409.1556"
 
 
-for _name in VGG_DEPTHS:
-    _register(_name, batch_norm=False)
-    _register(_name, batch_norm=True)
+@register_model(family="vgg", paper=PAPER, loads=("torchvision:vgg11",))
+def vgg11(**kwargs) -> ConvFCNet:
+    """VGG-11, configuration A of Table 1 (torchvision layout)."""
+    return _vgg("vgg11", batch_norm=False, **kwargs)
+
+
+@register_model(family="vgg", paper=PAPER, loads=("torchvision:vgg11_bn",))
+def vgg11_bn(**kwargs) -> ConvFCNet:
+    """VGG-11 with batch norm after every conv (torchvision's ``vgg11_bn``)."""
+    return _vgg("vgg11", batch_norm=True, **kwargs)
+
+
+@register_model(family="vgg", paper=PAPER, loads=("torchvision:vgg13",))
+def vgg13(**kwargs) -> ConvFCNet:
+    """VGG-13, configuration B of Table 1 (torchvision layout)."""
+    return _vgg("vgg13", batch_norm=False, **kwargs)
+
+
+@register_model(family="vgg", paper=PAPER, loads=("torchvision:vgg13_bn",))
+def vgg13_bn(**kwargs) -> ConvFCNet:
+    """VGG-13 with batch norm after every conv (torchvision's ``vgg13_bn``)."""
+    return _vgg("vgg13", batch_norm=True, **kwargs)
+
+
+@register_model(family="vgg", paper=PAPER, loads=("torchvision:vgg16",))
+def vgg16(**kwargs) -> ConvFCNet:
+    """VGG-16, configuration D of Table 1 (torchvision layout)."""
+    return _vgg("vgg16", batch_norm=False, **kwargs)
+
+
+@register_model(family="vgg", paper=PAPER, loads=("torchvision:vgg16_bn",))
+def vgg16_bn(**kwargs) -> ConvFCNet:
+    """VGG-16 with batch norm after every conv (torchvision's ``vgg16_bn``)."""
+    return _vgg("vgg16", batch_norm=True, **kwargs)
+
+
+@register_model(family="vgg", paper=PAPER, loads=("torchvision:vgg19",))
+def vgg19(**kwargs) -> ConvFCNet:
+    """VGG-19, configuration E of Table 1 (torchvision layout)."""
+    return _vgg("vgg19", batch_norm=False, **kwargs)
+
+
+@register_model(family="vgg", paper=PAPER, loads=("torchvision:vgg19_bn",))
+def vgg19_bn(**kwargs) -> ConvFCNet:
+    """VGG-19 with batch norm after every conv (torchvision's ``vgg19_bn``)."""
+    return _vgg("vgg19", batch_norm=True, **kwargs)

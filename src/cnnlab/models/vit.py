@@ -221,19 +221,36 @@ DEIT = "Touvron et al. 2020 (DeiT sizes), arXiv:2012.12877; ViT: arXiv:2010.1192
 CROP = {"vit_l_16": 224 / 242}  # torchvision's eval resize 242 -> 224; the others 256 -> 224
 
 
-def _builder(name: str, paper: str, loads: tuple[str, ...] = ()):
-    @register_model(name, family="vit", paper=paper, loads=loads)
-    def build(num_classes: int = 1000, in_chans: int = 3, **kw) -> VisionTransformer:
-        kw.setdefault("crop_pct", CROP.get(name, 0.875))
-        return VisionTransformer(VIT_CONFIGS[name], num_classes, in_chans, **kw)
-
-    build.__name__ = build.__qualname__ = name
-    build.__doc__ = f"{name}: patch, dim, depth, heads, mlp = {tuple(VIT_CONFIGS[name])}."
-    return build
+def _vit(name: str, num_classes: int = 1000, in_chans: int = 3, **kwargs) -> VisionTransformer:
+    kwargs.setdefault("crop_pct", CROP.get(name, 0.875))
+    return VisionTransformer(VIT_CONFIGS[name], num_classes, in_chans, **kwargs)
 
 
-vit_ti_16 = _builder("vit_ti_16", DEIT, ("timm:vit_tiny_patch16_224",))
-vit_s_16 = _builder("vit_s_16", DEIT, ("timm:vit_small_patch16_224",))
-vit_b_16 = _builder("vit_b_16", PAPER, ("torchvision:vit_b_16", "timm:vit_base_patch16_224"))
-vit_b_32 = _builder("vit_b_32", PAPER, ("torchvision:vit_b_32", "timm:vit_base_patch32_224"))
-vit_l_16 = _builder("vit_l_16", PAPER, ("torchvision:vit_l_16", "timm:vit_large_patch16_224"))
+@register_model(family="vit", paper=DEIT, loads=("timm:vit_tiny_patch16_224",))
+def vit_ti_16(**kwargs) -> VisionTransformer:
+    """ViT-Ti/16 (DeiT-Tiny): dim 192, depth 12, 3 heads, MLP 768."""
+    return _vit("vit_ti_16", **kwargs)
+
+
+@register_model(family="vit", paper=DEIT, loads=("timm:vit_small_patch16_224",))
+def vit_s_16(**kwargs) -> VisionTransformer:
+    """ViT-S/16 (DeiT-Small): dim 384, depth 12, 6 heads, MLP 1536."""
+    return _vit("vit_s_16", **kwargs)
+
+
+@register_model(family="vit", paper=PAPER, loads=("torchvision:vit_b_16", "timm:vit_base_patch16_224"))
+def vit_b_16(**kwargs) -> VisionTransformer:
+    """ViT-B/16: dim 768, depth 12, 12 heads, MLP 3072."""
+    return _vit("vit_b_16", **kwargs)
+
+
+@register_model(family="vit", paper=PAPER, loads=("torchvision:vit_b_32", "timm:vit_base_patch32_224"))
+def vit_b_32(**kwargs) -> VisionTransformer:
+    """ViT-B/32: dim 768, depth 12, 12 heads, MLP 3072."""
+    return _vit("vit_b_32", **kwargs)
+
+
+@register_model(family="vit", paper=PAPER, loads=("torchvision:vit_l_16", "timm:vit_large_patch16_224"))
+def vit_l_16(**kwargs) -> VisionTransformer:
+    """ViT-L/16: dim 1024, depth 24, 16 heads, MLP 4096."""
+    return _vit("vit_l_16", **kwargs)
