@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from ..registry import register_model
 from .base import DataConfig
-from .layers import ConvFCNet, ConvRow, conv_stack, init_weights
+from .layers import ConvFCNet, ConvRow, conv_stack, init_weights, renamed_kwarg
 
 # torchvision's single-tower AlexNet (one weird trick, arXiv:1404.5997)
 ALEXNET_TV = (
@@ -57,27 +57,37 @@ TV_CFG = DataConfig(input_size=(3, 224, 224), crop_pct=0.875)
 PAPER_CFG = DataConfig(input_size=(3, 227, 227), crop_pct=227 / 256)  # 256x256 images, 227 crops
 
 
+class AlexNet(ConvFCNet):
+    """torchvision's single-tower AlexNet; ``drop_rate`` is the dropout before each hidden FC layer."""
+
+    def __init__(self, num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.5) -> None:
+        features, stages = conv_stack(ALEXNET_TV, in_chans)
+        super().__init__(features, stages, 256, num_classes, TV_CFG.with_channels(in_chans), pool_size=6,
+                         drop_rate=drop_rate, dropout_first=True)
+
+
 class AlexNet2012(ConvFCNet):
-    """The 2012 paper's AlexNet (two towers as groups=2, LRN); see the module docstring."""
+    """The 2012 paper's AlexNet (two towers as groups=2, LRN); ``drop_rate`` follows fc6 and fc7."""
 
     min_input_size = 67  # the smallest input that survives the three 3x3/2 pools
+
+    def __init__(self, num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.5) -> None:
+        features, stages = conv_stack(ALEXNET_2012, in_chans)
+        super().__init__(features, stages, 256, num_classes, PAPER_CFG.with_channels(in_chans), pool_size=6,
+                         drop_rate=drop_rate)
+        init_weights(self, conv="normal_0.01", linear="normal_0.01", bias_one=PAPER_BIAS_ONE)
 
 
 PAPER = "Krizhevsky et al. 2012, NeurIPS (no arXiv)"
 
 
 @register_model(family="alexnet", paper="Krizhevsky 2014, arXiv:1404.5997", loads=("torchvision:alexnet",))
-def alexnet(num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5) -> ConvFCNet:
+def alexnet(**kwargs) -> AlexNet:
     """torchvision's single-tower AlexNet (loads its checkpoints)."""
-    features, stages = conv_stack(ALEXNET_TV, in_chans)
-    return ConvFCNet(features, stages, 256, num_classes, TV_CFG.with_channels(in_chans), pool_size=6,
-                     dropout=dropout, dropout_first=True)
+    return AlexNet(**renamed_kwarg(kwargs, "dropout", "drop_rate", "alexnet"))
 
 
 @register_model(family="alexnet", paper=PAPER)
-def alexnet_2012(num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5) -> AlexNet2012:
+def alexnet_2012(**kwargs) -> AlexNet2012:
     """The 2012 paper's AlexNet: 227 input, groups=2 towers, LRN, overlapping pooling, dropout."""
-    features, stages = conv_stack(ALEXNET_2012, in_chans)
-    model = AlexNet2012(features, stages, 256, num_classes, PAPER_CFG.with_channels(in_chans), pool_size=6,
-                        dropout=dropout)
-    return init_weights(model, conv="normal_0.01", linear="normal_0.01", bias_one=PAPER_BIAS_ONE)
+    return AlexNet2012(**renamed_kwarg(kwargs, "dropout", "drop_rate", "alexnet_2012"))

@@ -7,8 +7,8 @@ SiLU, stem (32) and head (1280) not scaled, first and last stage not deepened.
 
 Every variant is GENERATED from the B0 table below: channels ``make_divisible(c * width, 8)``, layers
 ``ceil(n * depth)``. The released (width, depth, resolution, dropout) rows are the data of
-``B_VARIANTS`` / ``LITE_VARIANTS``; :func:`compound_scaling` gives the raw formula they were rounded
-from (``cnnlab models --scaling`` prints both).
+``B_VARIANTS`` / ``LITE_VARIANTS`` (``drop_rate=`` overrides the dropout); :func:`compound_scaling`
+gives the raw formula they were rounded from (``cnnlab models --scaling`` prints both).
 
 Names follow torchvision's ``efficientnet_b*`` (``features.N.M.block.K``, ``classifier.1``), so its
 checkpoints load as they are. ``convert_state_dict`` also reads timm ``tf_efficientnet_*`` /
@@ -64,7 +64,7 @@ class Variant(NamedTuple):
     width: float
     depth: float
     resolution: int  # pixels
-    dropout: float  # before the classifier
+    drop_rate: float  # dropout before the classifier
     crop_pct: float = 0.875
     bn_eps: float = 1e-5
 
@@ -159,7 +159,8 @@ class EfficientNet(ClassifierModel):
     classifier_path = "classifier.1"
 
     def __init__(self, variant: Variant, flavour: Flavour, num_classes: int = 1000, in_chans: int = 3,
-                 drop_path_rate: float = 0.2, tf_padding: bool = False) -> None:
+                 drop_path_rate: float = 0.2, tf_padding: bool = False,
+                 drop_rate: float | None = None) -> None:
         super().__init__()
         conv = {"act_layer": flavour.act_layer, "norm_layer": partial(nn.BatchNorm2d, eps=variant.bn_eps),
                 "conv_layer": _tf_conv if tf_padding else nn.Conv2d}
@@ -182,7 +183,8 @@ class EfficientNet(ClassifierModel):
         layers.append(ConvBNAct(ch, head, 1, **conv))
         stage_rows.append(Stage(f"features.{len(layers) - 1}", head, reduction))
         self.features = nn.Sequential(*layers)
-        self.classifier = nn.Sequential(nn.Dropout(variant.dropout, inplace=True),
+        drop_rate = variant.drop_rate if drop_rate is None else drop_rate  # default: the released table's
+        self.classifier = nn.Sequential(nn.Dropout(drop_rate, inplace=True),
                                         nn.Linear(head, num_classes) if num_classes > 0 else nn.Identity())
         self.num_classes, self.num_features, self.stages = num_classes, head, tuple(stage_rows)
         size = variant.resolution
@@ -258,7 +260,7 @@ def scaling_table() -> str:
         d, w, r = compound_scaling(phi)
         depths = ",".join(map(str, stage_depths(v, B_FLAVOUR)))
         lines.append(f"{name:<16}{phi:>4} | {d:>14.2f}{w:>7.2f}{224 * r:>6.0f} | "
-                     f"{v.depth:>15.1f}{v.width:>7.1f}{v.resolution:>6}{v.dropout:>9.1f}{depths:>24}")
+                     f"{v.depth:>15.1f}{v.width:>7.1f}{v.resolution:>6}{v.drop_rate:>9.1f}{depths:>24}")
     lines.append("The released B1-B7 round the formula by hand (the paper's grid search fixed only B0's "
                  "alpha, beta, gamma).")
     return "\n".join(lines)

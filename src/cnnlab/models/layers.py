@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import re
+import warnings
 from typing import NamedTuple
 
 import torch
@@ -142,15 +143,15 @@ class Conv2dSame(nn.Conv2d):
         return super().forward(x)
 
 
-def transformer_mlp(dim: int, hidden: int, dropout: float = 0.0) -> nn.Sequential:
+def transformer_mlp(dim: int, hidden: int, block_drop_rate: float = 0.0) -> nn.Sequential:
     """The transformer feed-forward block: Linear -> GELU -> Dropout -> Linear -> Dropout.
 
     Children ``0`` and ``3`` are the two linear layers (torchvision's ``MLP`` naming, used by its
     ViT and Swin), so their checkpoints load unchanged. Init as torchvision: Xavier-uniform weights,
     biases N(0, 1e-6).
     """
-    mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(dropout),
-                        nn.Linear(hidden, dim), nn.Dropout(dropout))
+    mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(block_drop_rate),
+                        nn.Linear(hidden, dim), nn.Dropout(block_drop_rate))
     for layer in (mlp[0], mlp[3]):
         nn.init.xavier_uniform_(layer.weight)
         nn.init.normal_(layer.bias, std=1e-6)
@@ -168,7 +169,8 @@ class ConvRow(NamedTuple):
     post: tuple[str, ...] = ()
 
 
-# AlexNet 2012, Section 3.3 (ZFNet's "contrast normalisation" too): k=2, n=5, alpha=1e-4, beta=0.75; PyTorch divides alpha by n, hence 5 * 1e-4
+# AlexNet 2012, Section 3.3 (ZFNet's "contrast normalisation" too): k=2, n=5, alpha=1e-4, beta=0.75;
+# PyTorch divides alpha by n, hence 5 * 1e-4
 PAPER_LRN = {"size": 5, "alpha": 5e-4, "beta": 0.75, "k": 2.0}
 POST_LAYERS = {
     "lrn": lambda ceil: nn.LocalResponseNorm(**PAPER_LRN),
@@ -193,15 +195,15 @@ def conv_stack(rows, in_chans: int, ceil_pool: bool = False) -> tuple[nn.Sequent
     return nn.Sequential(*layers), tuple(ends.values())
 
 
-def fc_head(in_features: int, hidden: int, num_classes: int, drop: float, dropout_first: bool) -> nn.Sequential:
+def fc_head(in_features: int, hidden: int, num_classes: int, drop_rate: float, dropout_first: bool) -> nn.Sequential:
     """Three FC layers as indices 0-6 (logits at ``6``), dropout before (torchvision AlexNet) or
     after (the papers, torchvision VGG) each hidden ReLU."""
     last = nn.Linear(hidden, num_classes) if num_classes > 0 else nn.Identity()
     if dropout_first:
-        return nn.Sequential(nn.Dropout(drop), nn.Linear(in_features, hidden), nn.ReLU(inplace=True),
-                             nn.Dropout(drop), nn.Linear(hidden, hidden), nn.ReLU(inplace=True), last)
-    return nn.Sequential(nn.Linear(in_features, hidden), nn.ReLU(inplace=True), nn.Dropout(drop),
-                         nn.Linear(hidden, hidden), nn.ReLU(inplace=True), nn.Dropout(drop), last)
+        return nn.Sequential(nn.Dropout(drop_rate), nn.Linear(in_features, hidden), nn.ReLU(inplace=True),
+                             nn.Dropout(drop_rate), nn.Linear(hidden, hidden), nn.ReLU(inplace=True), last)
+    return nn.Sequential(nn.Linear(in_features, hidden), nn.ReLU(inplace=True), nn.Dropout(drop_rate),
+                         nn.Linear(hidden, hidden), nn.ReLU(inplace=True), nn.Dropout(drop_rate), last)
 
 
 class ConvFCNet(ClassifierModel):
@@ -214,12 +216,12 @@ class ConvFCNet(ClassifierModel):
     classifier_path = "classifier.6"
 
     def __init__(self, features: nn.Sequential, stages, out_ch: int, num_classes: int, cfg: DataConfig,
-                 pool_size: int, dropout: float = 0.5, dropout_first: bool = False) -> None:
+                 pool_size: int, drop_rate: float = 0.5, dropout_first: bool = False) -> None:
         super().__init__()
         self.num_classes, self.num_features = num_classes, 4096
         self.features = features
         self.avgpool = nn.AdaptiveAvgPool2d((pool_size, pool_size))
-        self.classifier = fc_head(out_ch * pool_size * pool_size, 4096, num_classes, dropout, dropout_first)
+        self.classifier = fc_head(out_ch * pool_size * pool_size, 4096, num_classes, drop_rate, dropout_first)
         self.stages = tuple(stages)
         self.default_cfg = cfg
 
@@ -283,3 +285,19 @@ def init_weights(model: nn.Module, conv: str | None = None, linear: str | None =
         nn.init.zeros_(head.weight)
         nn.init.zeros_(head.bias)
     return model
+
+
+def renamed_kwarg(kwargs: dict, old: str, new: str, owner: str) -> dict:
+    """Move ``kwargs[old]`` to ``kwargs[new]`` with a one-line FutureWarning; returns ``kwargs``.
+
+    A renamed keyword keeps working for one release. The dropout keywords mean the same in every family:
+    ``drop_rate`` the dropout before the classifier, ``block_drop_rate`` dropout inside the blocks,
+    ``drop_path_rate`` stochastic depth.
+    """
+    if old in kwargs:
+        if new in kwargs:
+            raise TypeError(f"{owner}() got both {old}= and its new name {new}=; pass {new}= only")
+        warnings.warn(f"{owner}: {old}= is renamed {new}= (the old name stops working in the next release)",
+                      FutureWarning, stacklevel=3)
+        kwargs[new] = kwargs.pop(old)
+    return kwargs

@@ -8,7 +8,8 @@
 * ``wrn28_10`` and the general WRN-d-k builder :func:`wide_resnet_cifar`: Zagoruyko, Komodakis,
   "Wide Residual Networks", arXiv:1605.07146: pre-activation basic blocks B(3,3) with widths 16k,
   32k, 64k, n = (d - 4) / 6 blocks per stage, optional dropout between the two convs of a block
-  (the paper's ``dropout`` option; 0.3 in its CIFAR runs); WRN-28-10 has 36,479,194 parameters.
+  (``block_drop_rate``, the paper's dropout option; 0.3 in its CIFAR runs); WRN-28-10 has 36,479,194
+  parameters.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from torch import nn
 from ..errors import CnnlabError
 from ..registry import register_model
 from .base import CIFAR_CFG, ClassifierModel, Stage
-from .layers import ResidualBlock, init_weights
+from .layers import ResidualBlock, init_weights, renamed_kwarg
 
 CIFAR_WIDTHS = (16, 32, 64)  # filters per stage (section 4.2)
 
@@ -97,10 +98,10 @@ class WideBasic(nn.Module):
     """BN-ReLU-conv3x3 (stride)-[dropout]-BN-ReLU-conv3x3, plus a shortcut (1x1 conv on the
     pre-activated input where the shape changes, as in the paper's code)."""
 
-    def __init__(self, in_ch: int, out_ch: int, stride: int, dropout: float) -> None:
+    def __init__(self, in_ch: int, out_ch: int, stride: int, block_drop_rate: float) -> None:
         super().__init__()
         self.norm1, self.conv1 = nn.BatchNorm2d(in_ch), nn.Conv2d(in_ch, out_ch, 3, stride, 1, bias=False)
-        self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.drop = nn.Dropout(block_drop_rate) if block_drop_rate > 0 else nn.Identity()
         self.norm2, self.conv2 = nn.BatchNorm2d(out_ch), nn.Conv2d(out_ch, out_ch, 3, 1, 1, bias=False)
         self.relu = nn.ReLU(inplace=True)
         needs_proj = stride != 1 or in_ch != out_ch
@@ -118,19 +119,21 @@ class WideResNetCifar(ClassifierModel):
 
     classifier_path = "fc"
 
-    def __init__(self, depth: int, widen_factor: int, dropout: float = 0.0, num_classes: int = 10, in_chans: int = 3):
+    def __init__(self, depth: int, widen_factor: int, block_drop_rate: float = 0.0, num_classes: int = 10,
+                 in_chans: int = 3) -> None:
         super().__init__()
         n = blocks_per_stage(depth, 2, 4, "WRN")
         if not isinstance(widen_factor, int) or widen_factor < 1:
             raise CnnlabError(f"widen_factor must be an integer >= 1, got {widen_factor!r}")
-        if not 0.0 <= dropout < 1.0:
-            raise CnnlabError(f"dropout must be in [0, 1), got {dropout!r}")
+        if not 0.0 <= block_drop_rate < 1.0:
+            raise CnnlabError(f"block_drop_rate must be in [0, 1), got {block_drop_rate!r}")
         self.num_classes = num_classes
         self.conv1 = nn.Conv2d(in_chans, 16, 3, 1, 1, bias=False)
         in_ch, stages = 16, []
         for i, width in enumerate(CIFAR_WIDTHS):
             out_ch, stride = width * widen_factor, 1 if i == 0 else 2
-            blocks = [WideBasic(in_ch if j == 0 else out_ch, out_ch, stride if j == 0 else 1, dropout) for j in range(n)]
+            blocks = [WideBasic(in_ch if j == 0 else out_ch, out_ch, stride if j == 0 else 1, block_drop_rate)
+                      for j in range(n)]
             self.add_module(f"layer{i + 1}", nn.Sequential(*blocks))
             in_ch = out_ch
             stages.append(Stage(f"layer{i + 1}", out_ch, 2**i))
@@ -147,10 +150,10 @@ class WideResNetCifar(ClassifierModel):
         return self.relu(self.norm(x))
 
 
-def wide_resnet_cifar(depth: int, widen_factor: int, dropout: float = 0.0, num_classes: int = 10,
-                      in_chans: int = 3) -> WideResNetCifar:
-    """The general WRN-d-k builder (d = 6n + 4)."""
-    return WideResNetCifar(depth, widen_factor, dropout, num_classes, in_chans)
+def wide_resnet_cifar(depth: int, widen_factor: int, **kwargs) -> WideResNetCifar:
+    """The general WRN-d-k builder (d = 6n + 4); keywords as :class:`WideResNetCifar`."""
+    kwargs = renamed_kwarg(kwargs, "dropout", "block_drop_rate", "wide_resnet_cifar")
+    return WideResNetCifar(depth, widen_factor, **kwargs)
 
 
 # --- registry ----------------------------------------------------------------------------------
@@ -191,6 +194,7 @@ def resnet110(num_classes: int = 1000, in_chans: int = 3) -> CifarResNet:
 
 
 @register_model(family="resnet_cifar", paper=WRN, native=NATIVE)
-def wrn28_10(num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.0) -> WideResNetCifar:
-    """WRN-28-10; ``dropout`` (e.g. 0.3) goes between the two convs of every block."""
-    return wide_resnet_cifar(28, 10, dropout, num_classes, in_chans)
+def wrn28_10(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> WideResNetCifar:
+    """WRN-28-10; ``block_drop_rate`` (e.g. 0.3) is the dropout between the two convs of every block."""
+    kwargs = renamed_kwarg(kwargs, "dropout", "block_drop_rate", "wrn28_10")
+    return wide_resnet_cifar(28, 10, num_classes=num_classes, in_chans=in_chans, **kwargs)

@@ -18,7 +18,7 @@ from torch import nn
 
 from ..registry import register_model
 from .base import DataConfig, Stage
-from .layers import ConvFCNet, init_weights
+from .layers import ConvFCNet, init_weights, renamed_kwarg
 
 STAGE_WIDTHS = (64, 128, 256, 512, 512)
 # Table 1: 3x3 convolutions per stage of configurations A, B, D, E
@@ -47,62 +47,71 @@ def vgg_features(depths: tuple[int, ...], in_chans: int, batch_norm: bool) -> tu
     return nn.Sequential(*layers), stages
 
 
-def _vgg(name: str, batch_norm: bool, num_classes: int = 1000, in_chans: int = 3,
-         dropout: float = 0.5) -> ConvFCNet:
-    features, stages = vgg_features(VGG_DEPTHS[name], in_chans, batch_norm)
-    model = ConvFCNet(features, stages, 512, num_classes, VGG_CFG.with_channels(in_chans), pool_size=7,
-                      dropout=dropout)
-    # torchvision's init: He (fan-out) convs, N(0, 0.01) FC weights, zero biases (the paper initialised the
-    # deeper nets from configuration A, then found Glorot init works too)
-    return init_weights(model, conv="kaiming_fan_out", linear="normal_0.01")
+class VGG(ConvFCNet):
+    """torchvision's VGG: ``depths`` 3x3 convs per stage (Table 1), optional batch norm, ``drop_rate``
+    after fc6 and fc7."""
+
+    def __init__(self, depths: tuple[int, ...], batch_norm: bool = False, num_classes: int = 1000,
+                 in_chans: int = 3, drop_rate: float = 0.5) -> None:
+        features, stages = vgg_features(depths, in_chans, batch_norm)
+        super().__init__(features, stages, 512, num_classes, VGG_CFG.with_channels(in_chans), pool_size=7,
+                         drop_rate=drop_rate)
+        # torchvision's init: He (fan-out) convs, N(0, 0.01) FC weights, zero biases (the paper initialised
+        # the deeper nets from configuration A, then found Glorot init works too)
+        init_weights(self, conv="kaiming_fan_out", linear="normal_0.01")
+
+
+def _vgg(name: str, batch_norm: bool, **kwargs) -> VGG:
+    owner = name + ("_bn" if batch_norm else "")
+    return VGG(VGG_DEPTHS[name], batch_norm, **renamed_kwarg(kwargs, "dropout", "drop_rate", owner))
 
 
 PAPER = "Simonyan & Zisserman 2014, arXiv:1409.1556"
 
 
 @register_model(family="vgg", paper=PAPER, loads=("torchvision:vgg11",))
-def vgg11(**kwargs) -> ConvFCNet:
+def vgg11(**kwargs) -> VGG:
     """VGG-11, configuration A of Table 1 (torchvision layout)."""
     return _vgg("vgg11", batch_norm=False, **kwargs)
 
 
 @register_model(family="vgg", paper=PAPER, loads=("torchvision:vgg11_bn",))
-def vgg11_bn(**kwargs) -> ConvFCNet:
+def vgg11_bn(**kwargs) -> VGG:
     """VGG-11 with batch norm after every conv (torchvision's ``vgg11_bn``)."""
     return _vgg("vgg11", batch_norm=True, **kwargs)
 
 
 @register_model(family="vgg", paper=PAPER, loads=("torchvision:vgg13",))
-def vgg13(**kwargs) -> ConvFCNet:
+def vgg13(**kwargs) -> VGG:
     """VGG-13, configuration B of Table 1 (torchvision layout)."""
     return _vgg("vgg13", batch_norm=False, **kwargs)
 
 
 @register_model(family="vgg", paper=PAPER, loads=("torchvision:vgg13_bn",))
-def vgg13_bn(**kwargs) -> ConvFCNet:
+def vgg13_bn(**kwargs) -> VGG:
     """VGG-13 with batch norm after every conv (torchvision's ``vgg13_bn``)."""
     return _vgg("vgg13", batch_norm=True, **kwargs)
 
 
 @register_model(family="vgg", paper=PAPER, loads=("torchvision:vgg16",))
-def vgg16(**kwargs) -> ConvFCNet:
+def vgg16(**kwargs) -> VGG:
     """VGG-16, configuration D of Table 1 (torchvision layout)."""
     return _vgg("vgg16", batch_norm=False, **kwargs)
 
 
 @register_model(family="vgg", paper=PAPER, loads=("torchvision:vgg16_bn",))
-def vgg16_bn(**kwargs) -> ConvFCNet:
+def vgg16_bn(**kwargs) -> VGG:
     """VGG-16 with batch norm after every conv (torchvision's ``vgg16_bn``)."""
     return _vgg("vgg16", batch_norm=True, **kwargs)
 
 
 @register_model(family="vgg", paper=PAPER, loads=("torchvision:vgg19",))
-def vgg19(**kwargs) -> ConvFCNet:
+def vgg19(**kwargs) -> VGG:
     """VGG-19, configuration E of Table 1 (torchvision layout)."""
     return _vgg("vgg19", batch_norm=False, **kwargs)
 
 
 @register_model(family="vgg", paper=PAPER, loads=("torchvision:vgg19_bn",))
-def vgg19_bn(**kwargs) -> ConvFCNet:
+def vgg19_bn(**kwargs) -> VGG:
     """VGG-19 with batch norm after every conv (torchvision's ``vgg19_bn``)."""
     return _vgg("vgg19", batch_norm=True, **kwargs)

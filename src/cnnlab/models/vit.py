@@ -27,7 +27,9 @@ Deviations and sources:
 * Other input sizes: the position embeddings of the patch grid are resized bicubically (the class
   token's embedding is kept), at run time and when loading a checkpoint made for another size
   (the paper's "2D interpolation of the pre-trained position embeddings", section 3.2).
-* ``drop_path_rate`` adds stochastic depth (DeiT's recipe; 0 by default, as in the paper).
+* ``drop_path_rate`` adds stochastic depth (DeiT's recipe; 0 by default, as in the paper);
+  ``block_drop_rate`` is the dropout after the position embeddings, the attention and in the MLP
+  (torchvision's ``dropout``, the paper's 0.1 for ImageNet training; 0 by default).
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from torch import nn
 from ..errors import CnnlabError
 from ..registry import register_model
 from .base import ClassifierModel, DataConfig, Stage
-from .layers import DropPath, init_weights, transformer_mlp
+from .layers import DropPath, init_weights, renamed_kwarg, transformer_mlp
 
 
 class ViTConfig(NamedTuple):
@@ -120,13 +122,14 @@ class SelfAttention(nn.Module):
 class EncoderBlock(nn.Module):
     """Pre-norm transformer block: x + MSA(LN(x)), then x + MLP(LN(x))."""
 
-    def __init__(self, cfg: ViTConfig, dropout: float, attention_dropout: float, drop_path: float) -> None:
+    def __init__(self, cfg: ViTConfig, block_drop_rate: float, attention_dropout: float,
+                 drop_path: float) -> None:
         super().__init__()
         self.ln_1 = nn.LayerNorm(cfg.dim, eps=LN_EPS)
         self.self_attention = SelfAttention(cfg.dim, cfg.heads, attention_dropout)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = nn.Dropout(block_drop_rate)
         self.ln_2 = nn.LayerNorm(cfg.dim, eps=LN_EPS)
-        self.mlp = transformer_mlp(cfg.dim, cfg.mlp, dropout)
+        self.mlp = transformer_mlp(cfg.dim, cfg.mlp, block_drop_rate)
         self.drop_path = DropPath(drop_path)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -137,14 +140,14 @@ class EncoderBlock(nn.Module):
 class Encoder(nn.Module):
     """Position embeddings + the block stack + the final LayerNorm (torchvision's ``encoder``)."""
 
-    def __init__(self, cfg: ViTConfig, seq_length: int, dropout: float, attention_dropout: float,
+    def __init__(self, cfg: ViTConfig, seq_length: int, block_drop_rate: float, attention_dropout: float,
                  drop_path_rate: float) -> None:
         super().__init__()
         self.pos_embedding = nn.Parameter(torch.empty(1, seq_length, cfg.dim).normal_(std=0.02))
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = nn.Dropout(block_drop_rate)
         rates = [drop_path_rate * i / max(cfg.depth - 1, 1) for i in range(cfg.depth)]
         self.layers = nn.Sequential(OrderedDict(
-            (f"encoder_layer_{i}", EncoderBlock(cfg, dropout, attention_dropout, rates[i]))
+            (f"encoder_layer_{i}", EncoderBlock(cfg, block_drop_rate, attention_dropout, rates[i]))
             for i in range(cfg.depth)))
         self.ln = nn.LayerNorm(cfg.dim, eps=LN_EPS)
 
@@ -159,7 +162,7 @@ class VisionTransformer(ClassifierModel):
     classifier_path = "heads.head"
 
     def __init__(self, cfg: ViTConfig, num_classes: int = 1000, in_chans: int = 3, image_size: int = 224,
-                 dropout: float = 0.0, attention_dropout: float = 0.0, drop_path_rate: float = 0.0,
+                 block_drop_rate: float = 0.0, attention_dropout: float = 0.0, drop_path_rate: float = 0.0,
                  crop_pct: float = 0.875) -> None:
         super().__init__()
         if image_size % cfg.patch:
@@ -170,7 +173,7 @@ class VisionTransformer(ClassifierModel):
         self.conv_proj = nn.Conv2d(in_chans, cfg.dim, cfg.patch, stride=cfg.patch)
         self.class_token = nn.Parameter(torch.zeros(1, 1, cfg.dim))
         self.grid = image_size // cfg.patch
-        self.encoder = Encoder(cfg, self.grid**2 + 1, dropout, attention_dropout, drop_path_rate)
+        self.encoder = Encoder(cfg, self.grid**2 + 1, block_drop_rate, attention_dropout, drop_path_rate)
         self.heads = nn.Sequential(OrderedDict(head=nn.Linear(cfg.dim, num_classes) if num_classes else nn.Identity()))
         # torchvision's: patch projection truncated-normal with std 1/sqrt(fan_in), zero head
         init_weights(self, conv="lecun_trunc_normal", zero_linear_bias=False, zero_head=True)
@@ -222,6 +225,7 @@ CROP = {"vit_l_16": 224 / 242}  # torchvision's eval resize 242 -> 224; the othe
 
 
 def _vit(name: str, num_classes: int = 1000, in_chans: int = 3, **kwargs) -> VisionTransformer:
+    renamed_kwarg(kwargs, "dropout", "block_drop_rate", name)
     kwargs.setdefault("crop_pct", CROP.get(name, 0.875))
     return VisionTransformer(VIT_CONFIGS[name], num_classes, in_chans, **kwargs)
 
