@@ -7,8 +7,9 @@ SiLU, stem (32) and head (1280) not scaled, first and last stage not deepened.
 
 Every variant is GENERATED from the B0 table below: channels ``make_divisible(c * width, 8)``, layers
 ``ceil(n * depth)``. The released (width, depth, resolution, dropout) rows are the data of
-``B_VARIANTS`` / ``LITE_VARIANTS`` (``drop_rate=`` overrides the dropout); :func:`compound_scaling`
-gives the raw formula they were rounded from (``cnnlab models --scaling`` prints both).
+``B_VARIANTS`` / ``LITE_VARIANTS`` (``drop_rate=`` overrides the dropout); ``ALPHA``, ``BETA``,
+``GAMMA`` are the compound-scaling coefficients they were rounded from
+(:func:`cnnlab.analysis.scaling.compound_scaling`; ``cnnlab models --scaling`` prints both).
 
 Names follow torchvision's ``efficientnet_b*`` (``features.N.M.block.K``, ``classifier.1``), so its
 checkpoints load as they are. ``convert_state_dict`` also reads timm ``tf_efficientnet_*`` /
@@ -69,6 +70,10 @@ class Variant(NamedTuple):
     bn_eps: float = 1e-5
 
 
+# Compound scaling (section 3.3, eq. 3): depth alpha^phi, width beta^phi, resolution gamma^phi with
+# alpha * beta^2 * gamma^2 ~ 2 (MACs about x2 per phi), from a grid search on B0. The released B1-B7
+# below round the formula by hand; cnnlab.analysis.scaling sets the two side by side.
+ALPHA, BETA, GAMMA = 1.2, 1.1, 1.15
 B_VARIANTS = {  # the released table (official TF code; torchvision's eval crops)
     "efficientnet_b0": Variant(1.0, 1.0, 224, 0.2, 224 / 256),
     "efficientnet_b1": Variant(1.0, 1.1, 240, 0.2, 240 / 256),
@@ -101,14 +106,6 @@ class Flavour(NamedTuple):
 
 B_FLAVOUR = Flavour(True, nn.SiLU, True, False, IMAGENET_MEAN, IMAGENET_STD)
 LITE_FLAVOUR = Flavour(False, nn.ReLU6, False, True, HALF_MEAN, HALF_STD)
-
-
-def compound_scaling(phi: float, alpha: float = 1.2, beta: float = 1.1, gamma: float = 1.15):
-    """The paper's eq. 3: (depth, width, resolution) multipliers alpha^phi, beta^phi, gamma^phi.
-
-    With alpha * beta^2 * gamma^2 ~ 2, the MACs grow by about 2^phi.
-    """
-    return alpha**phi, beta**phi, gamma**phi
 
 
 def _tf_conv(in_ch, out_ch, kernel_size, stride=1, padding=0, **kw) -> nn.Conv2d:
@@ -249,26 +246,6 @@ PEER_BLOCK = {
                              "se": ("_se_reduce", "_se_expand"), "project": ("_project_conv", "_bn2")},
 }
 
-
-def scaling_table() -> str:
-    """The compound-scaling formula for phi = 0..7 beside the released B0-B7 rows."""
-    lines = ["EfficientNet compound scaling: depth 1.2^phi, width 1.1^phi, resolution 1.15^phi "
-             "(x 224 px); MACs grow ~2^phi",
-             f"{'model':<16}{'phi':>4} | {'formula: depth':>14}{'width':>7}{'res':>6} | "
-             f"{'released: depth':>15}{'width':>7}{'res':>6}{'dropout':>9}{'stages':>24}"]
-    for phi, (name, v) in enumerate(B_VARIANTS.items()):
-        d, w, r = compound_scaling(phi)
-        depths = ",".join(map(str, stage_depths(v, B_FLAVOUR)))
-        lines.append(f"{name:<16}{phi:>4} | {d:>14.2f}{w:>7.2f}{224 * r:>6.0f} | "
-                     f"{v.depth:>15.1f}{v.width:>7.1f}{v.resolution:>6}{v.drop_rate:>9.1f}{depths:>24}")
-    lines.append("The released B1-B7 round the formula by hand (the paper's grid search fixed only B0's "
-                 "alpha, beta, gamma).")
-    return "\n".join(lines)
-
-
-# ---------------------------------------------------------------------------------------------------
-# Registry
-# ---------------------------------------------------------------------------------------------------
 
 PAPER = "Tan & Le 2019, arXiv:1905.11946"
 
