@@ -22,14 +22,14 @@ Two models, named plainly:
 Layer shapes of ``alexnet_2012`` at 227 (paper): 55x55x96, 27x27x256, 13x13x384, 13x13x384,
 13x13x256, 6x6x256 (after pool5).
 
-``ConvFCNet`` (a conv stack, an adaptive pool and three FC layers; ``layers.py``) is shared with ZFNet and VGG.
+``ConvFCNet`` (a conv stack, an adaptive pool and three FC layers; ``base.py``) is shared with ZFNet and VGG.
 """
 
 from __future__ import annotations
 
 from ..registry import register_model
-from .base import DataConfig
-from .layers import ConvFCNet, ConvRow, conv_stack, init_weights, renamed_kwarg
+from .base import ConvFCNet, DataConfig
+from .layers import ConvRow, conv_stack, init_weights, renamed_kwarg
 
 # torchvision's single-tower AlexNet (one weird trick, arXiv:1404.5997)
 ALEXNET_TV = (

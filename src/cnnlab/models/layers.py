@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import ClassifierModel, DataConfig, Stage
+from .base import Stage
 
 
 def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
@@ -98,6 +98,28 @@ class ResidualBlock(nn.Module):
             out = self.se(out)
         shortcut = x if self.downsample is None else self.downsample(x)
         return self.relu(out + shortcut)
+
+
+class PreActResidual(nn.Module):
+    """residual(pre) + shortcut, pre = relu(norm1(x)) (He et al. 2016, arXiv:1603.05027): the shortcut is
+    ``x`` itself, or :func:`preact_projection` of ``pre`` where the shape changes (the paper's code)."""
+
+    norm1: nn.Module
+    relu: nn.Module
+    downsample: nn.Module | None
+
+    def residual(self, pre: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pre = self.relu(self.norm1(x))
+        shortcut = x if self.downsample is None else self.downsample(pre)
+        return self.residual(pre) + shortcut
+
+
+def preact_projection(in_ch: int, out_ch: int, stride: int) -> nn.Conv2d | None:
+    """The 1x1 projection shortcut of a pre-activation block, only where the shape changes."""
+    return nn.Conv2d(in_ch, out_ch, 1, stride, bias=False) if stride != 1 or in_ch != out_ch else None
 
 
 def drop_path(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
@@ -193,46 +215,6 @@ def conv_stack(rows, in_chans: int, ceil_pool: bool = False) -> tuple[nn.Sequent
         ends[reduction] = Stage(f"features.{len(layers) - 1}", row.out_ch, reduction)
         in_ch = row.out_ch
     return nn.Sequential(*layers), tuple(ends.values())
-
-
-def fc_head(in_features: int, hidden: int, num_classes: int, drop_rate: float, dropout_first: bool) -> nn.Sequential:
-    """Three FC layers as indices 0-6 (logits at ``6``), dropout before (torchvision AlexNet) or
-    after (the papers, torchvision VGG) each hidden ReLU."""
-    last = nn.Linear(hidden, num_classes) if num_classes > 0 else nn.Identity()
-    if dropout_first:
-        return nn.Sequential(nn.Dropout(drop_rate), nn.Linear(in_features, hidden), nn.ReLU(inplace=True),
-                             nn.Dropout(drop_rate), nn.Linear(hidden, hidden), nn.ReLU(inplace=True), last)
-    return nn.Sequential(nn.Linear(in_features, hidden), nn.ReLU(inplace=True), nn.Dropout(drop_rate),
-                         nn.Linear(hidden, hidden), nn.ReLU(inplace=True), nn.Dropout(drop_rate), last)
-
-
-class ConvFCNet(ClassifierModel):
-    """``features`` (a conv stack) -> ``avgpool`` (adaptive) -> ``classifier`` (three FC layers).
-
-    The skeleton of AlexNet, ZFNet and VGG; the module names are torchvision's. ``forward_head(pre_logits=True)`` returns the
-    output of the second hidden FC layer (``num_features`` = 4096).
-    """
-
-    classifier_path = "classifier.6"
-
-    def __init__(self, features: nn.Sequential, stages, out_ch: int, num_classes: int, cfg: DataConfig,
-                 pool_size: int, drop_rate: float = 0.5, dropout_first: bool = False) -> None:
-        super().__init__()
-        self.num_classes, self.num_features = num_classes, 4096
-        self.features = features
-        self.avgpool = nn.AdaptiveAvgPool2d((pool_size, pool_size))
-        self.classifier = fc_head(out_ch * pool_size * pool_size, 4096, num_classes, drop_rate, dropout_first)
-        self.stages = tuple(stages)
-        self.default_cfg = cfg
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = torch.flatten(self.avgpool(x), 1)
-        for layer in self.classifier[:-1]:
-            x = layer(x)
-        return x if pre_logits else self.classifier[-1](x)
 
 
 def rename_keys(sd: dict[str, torch.Tensor], rules) -> dict[str, torch.Tensor]:

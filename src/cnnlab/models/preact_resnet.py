@@ -24,7 +24,7 @@ from torch import nn
 
 from ..registry import register_model
 from .base import CIFAR_CFG, ClassifierModel, DataConfig, Stage
-from .layers import init_weights, rename_keys
+from .layers import PreActResidual, init_weights, preact_projection, rename_keys
 
 
 class PreActCfg(NamedTuple):
@@ -46,7 +46,7 @@ RESNETV2_RENAMES = ((r"^stem\.conv\.", "stem.0."), (r"^stages\.(\d+)\.blocks\.",
                     (r"\.downsample\.conv\.", ".downsample."), (r"^head\.fc\.", "fc."))
 
 
-class PreActBottleneck(nn.Module):
+class PreActBottleneck(PreActResidual):
     """BN-ReLU-1x1, BN-ReLU-3x3 (stride), BN-ReLU-1x1 (x4), added to an untouched shortcut (Fig. 4e).
 
     Where the shape changes, the 1x1 projection shortcut takes the pre-activated input, so the first
@@ -62,16 +62,11 @@ class PreActBottleneck(nn.Module):
         self.norm2, self.conv2 = nn.BatchNorm2d(planes), nn.Conv2d(planes, planes, 3, stride, 1, bias=False)
         self.norm3, self.conv3 = nn.BatchNorm2d(planes), nn.Conv2d(planes, out_ch, 1, bias=False)
         self.relu = nn.ReLU(inplace=True)
-        needs_proj = stride != 1 or in_ch != out_ch
-        self.downsample = nn.Conv2d(in_ch, out_ch, 1, stride, bias=False) if needs_proj else None
+        self.downsample = preact_projection(in_ch, out_ch, stride)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pre = self.relu(self.norm1(x))
-        shortcut = x if self.downsample is None else self.downsample(pre)
-        out = self.conv1(pre)
-        out = self.conv2(self.relu(self.norm2(out)))
-        out = self.conv3(self.relu(self.norm3(out)))
-        return out + shortcut
+    def residual(self, pre: torch.Tensor) -> torch.Tensor:
+        out = self.conv2(self.relu(self.norm2(self.conv1(pre))))
+        return self.conv3(self.relu(self.norm3(out)))
 
 
 class PreActResNet(ClassifierModel):

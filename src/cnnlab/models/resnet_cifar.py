@@ -21,7 +21,7 @@ from torch import nn
 from ..errors import CnnlabError
 from ..registry import register_model
 from .base import CIFAR_CFG, ClassifierModel, Stage
-from .layers import ResidualBlock, init_weights, renamed_kwarg
+from .layers import PreActResidual, ResidualBlock, init_weights, preact_projection, renamed_kwarg
 
 CIFAR_WIDTHS = (16, 32, 64)  # filters per stage (section 4.2)
 
@@ -94,7 +94,7 @@ class CifarResNet(ClassifierModel):
         return self.layer3(self.layer2(self.layer1(x)))
 
 
-class WideBasic(nn.Module):
+class WideBasic(PreActResidual):
     """BN-ReLU-conv3x3 (stride)-[dropout]-BN-ReLU-conv3x3, plus a shortcut (1x1 conv on the
     pre-activated input where the shape changes, as in the paper's code)."""
 
@@ -104,14 +104,10 @@ class WideBasic(nn.Module):
         self.drop = nn.Dropout(block_drop_rate) if block_drop_rate > 0 else nn.Identity()
         self.norm2, self.conv2 = nn.BatchNorm2d(out_ch), nn.Conv2d(out_ch, out_ch, 3, 1, 1, bias=False)
         self.relu = nn.ReLU(inplace=True)
-        needs_proj = stride != 1 or in_ch != out_ch
-        self.downsample = nn.Conv2d(in_ch, out_ch, 1, stride, bias=False) if needs_proj else None
+        self.downsample = preact_projection(in_ch, out_ch, stride)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pre = self.relu(self.norm1(x))
-        shortcut = x if self.downsample is None else self.downsample(pre)
-        out = self.conv2(self.relu(self.norm2(self.drop(self.conv1(pre)))))
-        return out + shortcut
+    def residual(self, pre: torch.Tensor) -> torch.Tensor:
+        return self.conv2(self.relu(self.norm2(self.drop(self.conv1(pre)))))
 
 
 class WideResNetCifar(ClassifierModel):

@@ -17,8 +17,8 @@ from __future__ import annotations
 from torch import nn
 
 from ..registry import register_model
-from .base import DataConfig, Stage
-from .layers import ConvFCNet, init_weights, renamed_kwarg
+from .base import ConvFCNet, DataConfig, Stage
+from .layers import init_weights, renamed_kwarg
 
 STAGE_WIDTHS = (64, 128, 256, 512, 512)
 # Table 1: 3x3 convolutions per stage of configurations A, B, D, E

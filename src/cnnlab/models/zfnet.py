@@ -19,8 +19,8 @@ renormalisation of conv filters whose RMS exceeds 0.1 is a training rule and is 
 from __future__ import annotations
 
 from ..registry import register_model
-from .base import DataConfig
-from .layers import ConvFCNet, ConvRow, conv_stack, init_weights, renamed_kwarg
+from .base import ConvFCNet, DataConfig
+from .layers import ConvRow, conv_stack, init_weights, renamed_kwarg
 
 ZFNET = (
     ConvRow(96, 7, 2, 1, post=("pool", "lrn")),  # 224 -> 110 -> 55
