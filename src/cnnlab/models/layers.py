@@ -234,7 +234,8 @@ WEIGHT_INITS = {
     "normal_0.01": lambda w: nn.init.normal_(w, 0.0, 0.01),
     "trunc_normal_0.01": lambda w: nn.init.trunc_normal_(w, std=0.01, a=-2, b=2),
     "trunc_normal_0.02": lambda w: nn.init.trunc_normal_(w, std=0.02),
-    "lecun_trunc_normal": lambda w: nn.init.trunc_normal_(w, std=math.sqrt(1 / w[0].numel())),  # std 1/sqrt(fan_in)
+    # LeCun normal, truncated at +-2: std 1/sqrt(fan_in), fan_in = in_channels * kernel area
+    "lecun_trunc_normal": lambda w: nn.init.trunc_normal_(w, std=math.sqrt(1 / w[0].numel())),
     "uniform_fan_out": lambda w: nn.init.uniform_(w, -1 / math.sqrt(w.shape[0]), 1 / math.sqrt(w.shape[0])),
 }
 
