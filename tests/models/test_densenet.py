@@ -66,5 +66,5 @@ def test_bc100_k12_structure():
 
 
 def test_bad_drop_rate_is_a_clear_error():
-    with pytest.raises(cnnlab.CnnlabError, match="drop_rate"):
-        cnnlab.create_model("densenet_bc100_k12", drop_rate=1.5)
+    with pytest.raises(cnnlab.CnnlabError, match="block_drop_rate"):
+        cnnlab.create_model("densenet_bc100_k12", block_drop_rate=1.5)

@@ -176,7 +176,7 @@ def test_wrn_builder_shapes_and_depth_check():
 
 def test_wrn_dropout_sits_between_the_two_convs():
     torch.manual_seed(0)
-    model = wide_resnet_cifar(10, 2, dropout=0.3)
+    model = wide_resnet_cifar(10, 2, block_drop_rate=0.3)
     block = model.layer2[0]
     assert isinstance(block.drop, torch.nn.Dropout) and block.drop.p == 0.3
     calls = []
@@ -194,4 +194,4 @@ def test_wrn_dropout_sits_between_the_two_convs():
     plain = wide_resnet_cifar(10, 2)
     assert isinstance(plain.layer2[0].drop, torch.nn.Identity)
     with torch.device("meta"):
-        assert isinstance(native_model("wrn28_10", dropout=0.3).layer1[0].drop, torch.nn.Dropout)
+        assert isinstance(native_model("wrn28_10", block_drop_rate=0.3).layer1[0].drop, torch.nn.Dropout)

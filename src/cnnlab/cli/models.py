@@ -21,7 +21,7 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     if args.scaling:
-        from ..models.efficientnet import scaling_table
+        from ..analysis.scaling import scaling_table
 
         print(scaling_table())
         return 0

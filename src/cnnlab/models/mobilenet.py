@@ -34,7 +34,7 @@ from torch import nn
 from ..errors import CnnlabError
 from ..registry import register_model
 from .base import HALF_MEAN, HALF_STD, IMAGENET_MEAN, IMAGENET_STD, ClassifierModel, DataConfig, Stage
-from .layers import ConvBNAct, make_divisible
+from .layers import ConvBNAct, init_weights, make_divisible
 
 ACTIVATIONS = {"relu6": nn.ReLU6, "relu": nn.ReLU}
 
@@ -61,6 +61,17 @@ V1_STAGES = (  # (out_channels, stride of the first layer, layers)
     (512, 2, 6),
     (1024, 2, 2),
 )
+V1_VARIANTS = {  # name -> (width_mult, input size); the paper's Tables 6, 7 and 9 combinations
+    "mobilenet_v1": (1.0, 224),
+    "mobilenet_v1_075_224": (0.75, 224),
+    "mobilenet_v1_050_224": (0.5, 224),
+    "mobilenet_v1_025_224": (0.25, 224),
+    "mobilenet_v1_100_192": (1.0, 192),
+    "mobilenet_v1_100_160": (1.0, 160),
+    "mobilenet_v1_100_128": (1.0, 128),
+    "mobilenet_v1_050_160": (0.5, 160),
+    "mobilenet_v1_025_128": (0.25, 128),
+}
 
 
 class DepthwiseSeparable(nn.Module):
@@ -110,7 +121,7 @@ class MobileNetV1(ClassifierModel):
         self.stages = tuple(stage_rows)
         cfg = DataConfig((3, input_size, input_size), HALF_MEAN, HALF_STD, "bilinear", 0.875)
         self.default_cfg = cfg.with_channels(in_chans)
-        _init_weights(self)
+        init_weights(self, conv="kaiming_fan_out", linear="normal_0.01")  # torchvision's
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.blocks(self.stem(x))
@@ -123,21 +134,6 @@ class MobileNetV1(ClassifierModel):
             prefix = next((p for p in renames if k.startswith(p)), None)
             out[renames[prefix] + k[len(prefix):] if prefix else k] = v
         return out
-
-
-def _init_weights(model: nn.Module) -> None:
-    """Kaiming-normal (fan_out) convolutions, unit BN, small normal linear layers (torchvision's)."""
-    for m in model.modules():
-        if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out")
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.BatchNorm2d):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.Linear):
-            nn.init.normal_(m.weight, 0, 0.01)
-            nn.init.zeros_(m.bias)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -204,7 +200,7 @@ class MobileNetV2(ClassifierModel):
         self.stages = tuple(stage_rows)
         self.default_cfg = DataConfig((3, 224, 224), IMAGENET_MEAN, IMAGENET_STD, "bilinear",
                                       0.875).with_channels(in_chans)
-        _init_weights(self)
+        init_weights(self, conv="kaiming_fan_out", linear="normal_0.01")  # torchvision's
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)
@@ -220,30 +216,58 @@ class MobileNetV2(ClassifierModel):
 
 PAPER_V1 = "Howard et al. 2017, arXiv:1704.04861"
 PAPER_V2 = "Sandler et al. 2018, arXiv:1801.04381"
-V1_VARIANTS = {  # name -> (width_mult, input size); the paper's Tables 6, 7 and 9 combinations
-    "mobilenet_v1": (1.0, 224),
-    "mobilenet_v1_075_224": (0.75, 224),
-    "mobilenet_v1_050_224": (0.5, 224),
-    "mobilenet_v1_025_224": (0.25, 224),
-    "mobilenet_v1_100_192": (1.0, 192),
-    "mobilenet_v1_100_160": (1.0, 160),
-    "mobilenet_v1_100_128": (1.0, 128),
-    "mobilenet_v1_050_160": (0.5, 160),
-    "mobilenet_v1_025_128": (0.25, 128),
-}
 
 
-def _v1_builder(width_mult: float, input_size: int):
-    def build(num_classes: int = 1000, in_chans: int = 3, **kw) -> MobileNetV1:
-        kw = {"width_mult": width_mult, "input_size": input_size, **kw}
-        return MobileNetV1(num_classes, in_chans, **kw)
 
-    return build
+def _mobilenet_v1(name: str, num_classes: int = 1000, in_chans: int = 3, **kwargs) -> MobileNetV1:
+    width_mult, input_size = V1_VARIANTS[name]
+    kwargs = {"width_mult": width_mult, "input_size": input_size, **kwargs}
+    return MobileNetV1(num_classes, in_chans, **kwargs)
 
 
-for _name, (_w, _size) in V1_VARIANTS.items():
-    _loads = ("timm:mobilenetv1_100",) if _w == 1.0 else ()
-    register_model(_name, family="mobilenet", paper=PAPER_V1, loads=_loads)(_v1_builder(_w, _size))
+@register_model(family="mobilenet", paper=PAPER_V1, loads=("timm:mobilenetv1_100",))
+def mobilenet_v1(**kwargs) -> MobileNetV1:
+    return _mobilenet_v1("mobilenet_v1", **kwargs)
+
+
+@register_model(family="mobilenet", paper=PAPER_V1)
+def mobilenet_v1_075_224(**kwargs) -> MobileNetV1:
+    return _mobilenet_v1("mobilenet_v1_075_224", **kwargs)
+
+
+@register_model(family="mobilenet", paper=PAPER_V1)
+def mobilenet_v1_050_224(**kwargs) -> MobileNetV1:
+    return _mobilenet_v1("mobilenet_v1_050_224", **kwargs)
+
+
+@register_model(family="mobilenet", paper=PAPER_V1)
+def mobilenet_v1_025_224(**kwargs) -> MobileNetV1:
+    return _mobilenet_v1("mobilenet_v1_025_224", **kwargs)
+
+
+@register_model(family="mobilenet", paper=PAPER_V1, loads=("timm:mobilenetv1_100",))
+def mobilenet_v1_100_192(**kwargs) -> MobileNetV1:
+    return _mobilenet_v1("mobilenet_v1_100_192", **kwargs)
+
+
+@register_model(family="mobilenet", paper=PAPER_V1, loads=("timm:mobilenetv1_100",))
+def mobilenet_v1_100_160(**kwargs) -> MobileNetV1:
+    return _mobilenet_v1("mobilenet_v1_100_160", **kwargs)
+
+
+@register_model(family="mobilenet", paper=PAPER_V1, loads=("timm:mobilenetv1_100",))
+def mobilenet_v1_100_128(**kwargs) -> MobileNetV1:
+    return _mobilenet_v1("mobilenet_v1_100_128", **kwargs)
+
+
+@register_model(family="mobilenet", paper=PAPER_V1)
+def mobilenet_v1_050_160(**kwargs) -> MobileNetV1:
+    return _mobilenet_v1("mobilenet_v1_050_160", **kwargs)
+
+
+@register_model(family="mobilenet", paper=PAPER_V1)
+def mobilenet_v1_025_128(**kwargs) -> MobileNetV1:
+    return _mobilenet_v1("mobilenet_v1_025_128", **kwargs)
 
 
 @register_model(family="mobilenet", paper=PAPER_V2, loads=("torchvision:mobilenet_v2",))

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from ..registry import register_model
-from .base import CIFAR_MEAN, CIFAR_STD, ClassifierModel, DataConfig, Stage
+from .base import CIFAR_CFG, ClassifierModel, DataConfig, Stage
 
 
 class MlpConv(NamedTuple):
@@ -108,7 +108,6 @@ class NiN(ClassifierModel):
 
 PAPER = "Lin et al. 2013, arXiv:1312.4400"
 NIN_IMAGENET_CFG = DataConfig(input_size=(3, 224, 224), crop_pct=0.875)
-NIN_CIFAR_CFG = DataConfig(input_size=(3, 32, 32), mean=CIFAR_MEAN, std=CIFAR_STD, crop_pct=1.0)
 
 
 @register_model(family="nin", paper=PAPER)
@@ -120,4 +119,4 @@ def nin(num_classes: int = 1000, in_chans: int = 3) -> NiN:
 @register_model(family="nin", paper=PAPER, native={"num_classes": 10})
 def nin_cifar(num_classes: int = 1000, in_chans: int = 3) -> NiN:
     """The paper's CIFAR-10 NIN (three mlpconv blocks, no FC layer)."""
-    return NiN(NIN_CIFAR, num_classes, in_chans, NIN_CIFAR_CFG)
+    return NiN(NIN_CIFAR, num_classes, in_chans, CIFAR_CFG)

@@ -7,8 +7,6 @@
   Networks", arXiv:1611.05431 (cardinality = ``groups`` of one grouped 3x3 conv, form (c) of Fig. 3).
 * SENet: Hu, Shen, Sun, "Squeeze-and-Excitation Networks", arXiv:1709.01507 (an SE gate after the last
   BN of each residual branch, reduction r = 16).
-* Pre-activation ResNet: He, Zhang, Ren, Sun, "Identity Mappings in Deep Residual Networks",
-  arXiv:1603.05027.
 
 Two placements of the stride in a bottleneck are offered, named plainly:
 
@@ -19,12 +17,11 @@ Two placements of the stride in a bottleneck are offered, named plainly:
 
 Parameter names are torchvision's (``conv1``, ``bn1``, ``layer1.0.conv2``, ``downsample.0``,
 ``fc``); the SE gate is ``layerX.Y.se.fc1/fc2`` as in timm's ``seresnet50``. Other layouts (timm's legacy
-SENet, timm's ``resnetv2_50``) are renamed by ``convert_state_dict`` when a checkpoint is loaded.
+SENet) are renamed by ``convert_state_dict`` when a checkpoint is loaded.
 """
 
 from __future__ import annotations
 
-import re
 from typing import NamedTuple
 
 import torch
@@ -34,7 +31,7 @@ from ..errors import CnnlabError
 from ..registry import register_model
 from ..utils.log import notice
 from .base import ClassifierModel, DataConfig, Stage
-from .layers import SqueezeExcite
+from .layers import ResidualBlock, SqueezeExcite, init_weights, rename_keys
 
 
 class ResNetCfg(NamedTuple):
@@ -76,11 +73,7 @@ VARIANTS: dict[str, ResNetCfg] = {
 STAGE_PLANES = (64, 128, 256, 512)
 
 
-def _se(channels: int, reduction: int) -> nn.Module:
-    return SqueezeExcite(channels, channels // reduction)
-
-
-ATTN_LAYERS = {"se": _se}
+ATTN_LAYERS = {"se": lambda channels, reduction: SqueezeExcite(channels, channels // reduction)}
 
 
 def make_attn(cfg: ResNetCfg, channels: int) -> nn.Module | None:
@@ -96,24 +89,6 @@ def projection(in_ch: int, out_ch: int, stride: int) -> nn.Sequential | None:
     if stride == 1 and in_ch == out_ch:
         return None
     return nn.Sequential(nn.Conv2d(in_ch, out_ch, 1, stride, bias=False), nn.BatchNorm2d(out_ch))
-
-
-class ResidualBlock(nn.Module):
-    """relu(SE(residual(x)) + shortcut(x)); subclasses build the layers and define ``residual``."""
-
-    se: nn.Module | None
-    downsample: nn.Module | None
-    relu: nn.Module
-
-    def residual(self, x: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.residual(x)
-        if self.se is not None:
-            out = self.se(out)
-        shortcut = x if self.downsample is None else self.downsample(x)
-        return self.relu(out + shortcut)
 
 
 class BasicBlock(ResidualBlock):
@@ -182,25 +157,6 @@ def check_cfg(cfg: ResNetCfg) -> ResNetCfg:
     return cfg
 
 
-def rename_keys(sd: dict[str, torch.Tensor], rules) -> dict[str, torch.Tensor]:
-    out = {}
-    for k, v in sd.items():
-        for pattern, repl in rules:
-            k = re.sub(pattern, repl, k)
-        out[k] = v
-    return out
-
-
-def init_conv_bn(model: nn.Module) -> None:
-    """He (fan-out) normal init for convs, BN at (1, 0): torchvision's scheme."""
-    for m in model.modules():
-        if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-        elif isinstance(m, nn.BatchNorm2d):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
-
-
 class ResNet(ClassifierModel):
     """7x7/2 stem, 3x3/2 max-pool, four stages of residual blocks (strides 1, 2, 2, 2), GAP, fc."""
 
@@ -228,7 +184,7 @@ class ResNet(ClassifierModel):
         self.fc = nn.Linear(in_ch, num_classes) if num_classes > 0 else nn.Identity()
         self.stages = tuple(stages)
         self.default_cfg = DataConfig().with_channels(in_chans)
-        init_conv_bn(self)
+        init_weights(self, conv="kaiming_fan_out", zero_conv_bias=False, zero_linear_bias=False)  # torchvision's
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
@@ -242,160 +198,116 @@ class ResNet(ClassifierModel):
         return rename_keys(sd, LEGACY_SENET_RENAMES)
 
 
-# --- pre-activation ---------------------------------------------------------------------------
-
-
-class PreActBottleneck(nn.Module):
-    """BN-ReLU-1x1, BN-ReLU-3x3 (stride), BN-ReLU-1x1 (x4), added to an untouched shortcut (Fig. 4e).
-
-    Where the shape changes, the 1x1 projection shortcut takes the pre-activated input, so the first
-    BN-ReLU is shared by both paths (the paper's code for the unit after a stand-alone conv).
-    """
-
-    expansion = 4
-
-    def __init__(self, in_ch: int, planes: int, stride: int = 1) -> None:
-        super().__init__()
-        out_ch = planes * self.expansion
-        self.norm1, self.conv1 = nn.BatchNorm2d(in_ch), nn.Conv2d(in_ch, planes, 1, bias=False)
-        self.norm2, self.conv2 = nn.BatchNorm2d(planes), nn.Conv2d(planes, planes, 3, stride, 1, bias=False)
-        self.norm3, self.conv3 = nn.BatchNorm2d(planes), nn.Conv2d(planes, out_ch, 1, bias=False)
-        self.relu = nn.ReLU(inplace=True)
-        needs_proj = stride != 1 or in_ch != out_ch
-        self.downsample = nn.Conv2d(in_ch, out_ch, 1, stride, bias=False) if needs_proj else None
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pre = self.relu(self.norm1(x))
-        shortcut = x if self.downsample is None else self.downsample(pre)
-        out = self.conv1(pre)
-        out = self.conv2(self.relu(self.norm2(out)))
-        out = self.conv3(self.relu(self.norm3(out)))
-        return out + shortcut
-
-
-class PreActCfg(NamedTuple):
-    depths: tuple[int, ...]  # bottleneck units per stage
-    planes: tuple[int, ...]  # bottleneck widths per stage (output = 4x)
-    stem: str  # "imagenet": 7x7/2 conv + 3x3/2 pool; "cifar": 3x3 conv, 16 channels
-
-
-PREACT_STEMS = {
-    "imagenet": (lambda c: nn.Sequential(nn.Conv2d(c, 64, 7, 2, 3, bias=False), nn.MaxPool2d(3, 2, 1)), 64, 4),
-    "cifar": (lambda c: nn.Sequential(nn.Conv2d(c, 16, 3, 1, 1, bias=False)), 16, 1),
-}
-# timm ``resnetv2_50`` -> our names.
-RESNETV2_RENAMES = ((r"^stem\.conv\.", "stem.0."), (r"^stages\.(\d+)\.blocks\.", lambda m: f"layer{int(m[1]) + 1}."),
-                    (r"\.downsample\.conv\.", ".downsample."), (r"^head\.fc\.", "fc."))
-
-
-class PreActResNet(ClassifierModel):
-    """Stem, stages of pre-activation bottlenecks (stride 2 on the 3x3 from stage 2), final BN-ReLU, GAP, fc.
-
-    The stride sits on the 3x3 as in timm's ``resnetv2_50`` and the paper's Torch code.
-    """
-
-    classifier_path = "fc"
-
-    def __init__(self, cfg: PreActCfg, num_classes: int = 1000, in_chans: int = 3, data: DataConfig | None = None):
-        super().__init__()
-        make_stem, in_ch, reduction = PREACT_STEMS[cfg.stem]
-        self.num_classes = num_classes
-        self.stem = make_stem(in_chans)
-        stages = []
-        for i, (planes, depth) in enumerate(zip(cfg.planes, cfg.depths)):
-            stride = 1 if i == 0 else 2
-            reduction *= stride
-            units = [PreActBottleneck(in_ch if j == 0 else planes * 4, planes, stride if j == 0 else 1)
-                     for j in range(depth)]
-            self.add_module(f"layer{i + 1}", nn.Sequential(*units))
-            in_ch = planes * 4
-            stages.append(Stage(f"layer{i + 1}", in_ch, reduction))
-        self.norm = nn.BatchNorm2d(in_ch)  # the last unit's output is not yet normalised
-        self.relu = nn.ReLU(inplace=True)
-        self.num_features = in_ch
-        self.fc = nn.Linear(in_ch, num_classes) if num_classes > 0 else nn.Identity()
-        self.stages = tuple(stages)
-        self.default_cfg = (data or DataConfig()).with_channels(in_chans)
-        init_conv_bn(self)
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.stem(x)
-        for i in range(len(self.stages)):
-            x = getattr(self, f"layer{i + 1}")(x)
-        return self.relu(self.norm(x))
-
-    def convert_state_dict(self, sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """timm ``resnetv2_50`` keys are renamed; its 1x1-conv classifier becomes our linear one."""
-        sd = rename_keys(sd, RESNETV2_RENAMES)
-        if sd.get("fc.weight") is not None and sd["fc.weight"].ndim == 4:
-            sd["fc.weight"] = sd["fc.weight"].flatten(1)
-        return sd
-
-
-# --- registry ----------------------------------------------------------------------------------
-
 RESNET = "He et al. 2015, arXiv:1512.03385"
 WRN = "Zagoruyko & Komodakis 2016, arXiv:1605.07146"
 RESNEXT = "Xie et al. 2016, arXiv:1611.05431"
 SENET = "Hu et al. 2017, arXiv:1709.01507"
-PREACT = "He et al. 2016, arXiv:1603.05027"
 
 
-def _build(name: str, num_classes: int, in_chans: int, **kw) -> ResNet:
+def _resnet(name: str, num_classes: int = 1000, in_chans: int = 3, **kwargs) -> ResNet:
+    """The row ``name`` of :data:`VARIANTS`; keywords that name a ``ResNetCfg`` field override it."""
     cfg = VARIANTS[name]
-    cfg = cfg._replace(**{k: kw.pop(k) for k in list(kw) if k in cfg._fields})
-    return ResNet(cfg, num_classes, in_chans, **kw)
+    cfg = cfg._replace(**{k: kwargs.pop(k) for k in list(kwargs) if k in cfg._fields})
+    return ResNet(cfg, num_classes, in_chans, **kwargs)
 
 
-def describe(cfg: ResNetCfg) -> str:
-    """Plain words for a stage-table row, e.g. 'bottleneck (3, 4, 6, 3), v1 (the paper: stride on the 1x1)'."""
-    words = [f"{cfg.block} blocks {cfg.depths}"]
-    if cfg.block == "bottleneck":
-        words.append("v1 (the paper: stride on the first 1x1)" if cfg.stride_on_1x1
-                     else "v1.5 (torchvision: stride on the 3x3)")
-    if cfg.cardinality > 1:
-        words.append(f"cardinality {cfg.cardinality} x {cfg.base_width}d")
-    elif cfg.base_width != 64:
-        words.append(f"3x3 width x{cfg.base_width // 64}")
-    if cfg.attn_layer:
-        words.append(f"{cfg.attn_layer} r={cfg.se_reduction}")
-    return ", ".join(words)
+@register_model(family="resnet", paper=RESNET, loads=("torchvision:resnet18", "timm:resnet18"))
+def resnet18(**kwargs) -> ResNet:
+    """ResNet-18: basic blocks (2, 2, 2, 2)."""
+    return _resnet("resnet18", **kwargs)
 
 
-def _register(name: str, paper: str, loads: tuple[str, ...] = ()) -> None:
-    def builder(num_classes: int = 1000, in_chans: int = 3, **kw) -> ResNet:
-        return _build(name, num_classes, in_chans, **kw)
-
-    builder.__name__ = builder.__qualname__ = name
-    builder.__doc__ = f"{name} ({paper}): {describe(VARIANTS[name])}."
-    register_model(name, family="resnet", paper=paper, loads=loads)(builder)
+@register_model(family="resnet", paper=RESNET, loads=("torchvision:resnet34", "timm:resnet34"))
+def resnet34(**kwargs) -> ResNet:
+    """ResNet-34: basic blocks (3, 4, 6, 3)."""
+    return _resnet("resnet34", **kwargs)
 
 
-# name -> (paper, peer checkpoints it loads); the table's rows say v1 / v1.5, SE, width, cardinality.
-REGISTERED = {
-    "resnet18": (RESNET, ("torchvision:resnet18", "timm:resnet18")),
-    "resnet34": (RESNET, ("torchvision:resnet34", "timm:resnet34")),
-    "resnet50": (RESNET, ("torchvision:resnet50", "timm:resnet50")),
-    "resnet101": (RESNET, ("torchvision:resnet101", "timm:resnet101")),
-    "resnet152": (RESNET, ("torchvision:resnet152", "timm:resnet152")),
-    "resnet50_v1": (RESNET, ()),
-    "resnet101_v1": (RESNET, ()),
-    "resnet152_v1": (RESNET, ()),
-    "wide_resnet50_2": (WRN, ("torchvision:wide_resnet50_2",)),
-    "wide_resnet101_2": (WRN, ("torchvision:wide_resnet101_2",)),
-    "resnext50_32x4d": (RESNEXT, ("torchvision:resnext50_32x4d",)),
-    "resnext101_32x8d": (RESNEXT, ("torchvision:resnext101_32x8d",)),
-    "resnext101_64x4d": (RESNEXT, ("torchvision:resnext101_64x4d",)),
-    "se_resnet50": (SENET, ("timm:seresnet50",)),
-    "se_resnet101": (SENET, ("timm:seresnet101",)),
-    "se_resnext50_32x4d": (SENET, ("timm:seresnext50_32x4d",)),
-    "se_resnet50_v1": (SENET, ("timm:legacy_seresnet50",)),
-}
-for _name, (_paper, _loads) in REGISTERED.items():
-    _register(_name, _paper, _loads)
+@register_model(family="resnet", paper=RESNET, loads=("torchvision:resnet50", "timm:resnet50"))
+def resnet50(**kwargs) -> ResNet:
+    """ResNet-50 v1.5 (torchvision: stride on the 3x3): bottlenecks (3, 4, 6, 3)."""
+    return _resnet("resnet50", **kwargs)
 
 
-@register_model(family="resnet", paper=PREACT, loads=("timm:resnetv2_50",))
-def preact_resnet50(num_classes: int = 1000, in_chans: int = 3, **kw) -> PreActResNet:
-    """Pre-activation ResNet-50 for ImageNet: 25,549,352 parameters (= timm ``resnetv2_50``)."""
-    return PreActResNet(PreActCfg(D50, STAGE_PLANES, "imagenet"), num_classes, in_chans, **kw)
+@register_model(family="resnet", paper=RESNET, loads=("torchvision:resnet101", "timm:resnet101"))
+def resnet101(**kwargs) -> ResNet:
+    """ResNet-101 v1.5: bottlenecks (3, 4, 23, 3)."""
+    return _resnet("resnet101", **kwargs)
+
+
+@register_model(family="resnet", paper=RESNET, loads=("torchvision:resnet152", "timm:resnet152"))
+def resnet152(**kwargs) -> ResNet:
+    """ResNet-152 v1.5: bottlenecks (3, 8, 36, 3)."""
+    return _resnet("resnet152", **kwargs)
+
+
+@register_model(family="resnet", paper=RESNET)
+def resnet50_v1(**kwargs) -> ResNet:
+    """ResNet-50 v1 (the paper: stride on the first 1x1, Caffe pooling)."""
+    return _resnet("resnet50_v1", **kwargs)
+
+
+@register_model(family="resnet", paper=RESNET)
+def resnet101_v1(**kwargs) -> ResNet:
+    """ResNet-101 v1 (the paper: stride on the first 1x1, Caffe pooling)."""
+    return _resnet("resnet101_v1", **kwargs)
+
+
+@register_model(family="resnet", paper=RESNET)
+def resnet152_v1(**kwargs) -> ResNet:
+    """ResNet-152 v1 (the paper: stride on the first 1x1, Caffe pooling)."""
+    return _resnet("resnet152_v1", **kwargs)
+
+
+@register_model(family="resnet", paper=WRN, loads=("torchvision:wide_resnet50_2",))
+def wide_resnet50_2(**kwargs) -> ResNet:
+    """Wide ResNet-50-2: ResNet-50 v1.5 with the 3x3 twice as wide."""
+    return _resnet("wide_resnet50_2", **kwargs)
+
+
+@register_model(family="resnet", paper=WRN, loads=("torchvision:wide_resnet101_2",))
+def wide_resnet101_2(**kwargs) -> ResNet:
+    """Wide ResNet-101-2: ResNet-101 v1.5 with the 3x3 twice as wide."""
+    return _resnet("wide_resnet101_2", **kwargs)
+
+
+@register_model(family="resnet", paper=RESNEXT, loads=("torchvision:resnext50_32x4d",))
+def resnext50_32x4d(**kwargs) -> ResNet:
+    """ResNeXt-50 32x4d: cardinality 32, 4 channels per group at stage 1, v1.5."""
+    return _resnet("resnext50_32x4d", **kwargs)
+
+
+@register_model(family="resnet", paper=RESNEXT, loads=("torchvision:resnext101_32x8d",))
+def resnext101_32x8d(**kwargs) -> ResNet:
+    """ResNeXt-101 32x8d: cardinality 32, 8 channels per group at stage 1, v1.5."""
+    return _resnet("resnext101_32x8d", **kwargs)
+
+
+@register_model(family="resnet", paper=RESNEXT, loads=("torchvision:resnext101_64x4d",))
+def resnext101_64x4d(**kwargs) -> ResNet:
+    """ResNeXt-101 64x4d: cardinality 64, 4 channels per group at stage 1, v1.5."""
+    return _resnet("resnext101_64x4d", **kwargs)
+
+
+@register_model(family="resnet", paper=SENET, loads=("timm:seresnet50",))
+def se_resnet50(**kwargs) -> ResNet:
+    """SE-ResNet-50 v1.5: an SE gate (r = 16) on every residual branch."""
+    return _resnet("se_resnet50", **kwargs)
+
+
+@register_model(family="resnet", paper=SENET, loads=("timm:seresnet101",))
+def se_resnet101(**kwargs) -> ResNet:
+    """SE-ResNet-101 v1.5: an SE gate (r = 16) on every residual branch."""
+    return _resnet("se_resnet101", **kwargs)
+
+
+@register_model(family="resnet", paper=SENET, loads=("timm:seresnext50_32x4d",))
+def se_resnext50_32x4d(**kwargs) -> ResNet:
+    """SE-ResNeXt-50 32x4d v1.5: ResNeXt-50 with SE gates (r = 16)."""
+    return _resnet("se_resnext50_32x4d", **kwargs)
+
+
+@register_model(family="resnet", paper=SENET, loads=("timm:legacy_seresnet50",))
+def se_resnet50_v1(**kwargs) -> ResNet:
+    """SE-ResNet-50 v1 (the paper's Caffe model, timm ``legacy_seresnet50``)."""
+    return _resnet("se_resnet50_v1", **kwargs)

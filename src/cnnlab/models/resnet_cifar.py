@@ -5,13 +5,11 @@
   16, 32, 64 filters on 32x32, 16x16, 8x8 maps (depth = 6n + 2), global average pooling, fc.
   Shortcuts are the paper's option A: identity, and where the width doubles, a stride-2 subsample
   with the new channels zero-padded (half before, half after the old ones); no parameters.
-* ``preact_resnet164``: He, Zhang, Ren, Sun, "Identity Mappings in Deep Residual Networks",
-  arXiv:1603.05027: 18 pre-activation bottleneck units per stage (depth = 9n + 2), 64/128/256
-  output channels, projection shortcuts where the shape changes; 1,703,258 parameters, 0.248 GMACs.
 * ``wrn28_10`` and the general WRN-d-k builder :func:`wide_resnet_cifar`: Zagoruyko, Komodakis,
   "Wide Residual Networks", arXiv:1605.07146: pre-activation basic blocks B(3,3) with widths 16k,
   32k, 64k, n = (d - 4) / 6 blocks per stage, optional dropout between the two convs of a block
-  (the paper's ``dropout`` option; 0.3 in its CIFAR runs); WRN-28-10 has 36,479,194 parameters.
+  (``block_drop_rate``, the paper's dropout option; 0.3 in its CIFAR runs); WRN-28-10 has 36,479,194
+  parameters.
 """
 
 from __future__ import annotations
@@ -22,10 +20,9 @@ from torch import nn
 
 from ..errors import CnnlabError
 from ..registry import register_model
-from .base import CIFAR_MEAN, CIFAR_STD, ClassifierModel, DataConfig, Stage
-from .resnet import PreActCfg, PreActResNet, ResidualBlock, init_conv_bn
+from .base import CIFAR_CFG, ClassifierModel, Stage
+from .layers import PreActResidual, ResidualBlock, init_weights, preact_projection, renamed_kwarg
 
-CIFAR_CFG = DataConfig(input_size=(3, 32, 32), mean=CIFAR_MEAN, std=CIFAR_STD, crop_pct=1.0)
 CIFAR_WIDTHS = (16, 32, 64)  # filters per stage (section 4.2)
 
 
@@ -90,31 +87,27 @@ class CifarResNet(ClassifierModel):
         self.fc = nn.Linear(in_ch, num_classes) if num_classes > 0 else nn.Identity()
         self.stages = tuple(stages)
         self.default_cfg = CIFAR_CFG.with_channels(in_chans)
-        init_conv_bn(self)
+        init_weights(self, conv="kaiming_fan_out", zero_conv_bias=False, zero_linear_bias=False)  # torchvision's
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.relu(self.bn1(self.conv1(x)))
         return self.layer3(self.layer2(self.layer1(x)))
 
 
-class WideBasic(nn.Module):
+class WideBasic(PreActResidual):
     """BN-ReLU-conv3x3 (stride)-[dropout]-BN-ReLU-conv3x3, plus a shortcut (1x1 conv on the
     pre-activated input where the shape changes, as in the paper's code)."""
 
-    def __init__(self, in_ch: int, out_ch: int, stride: int, dropout: float) -> None:
+    def __init__(self, in_ch: int, out_ch: int, stride: int, block_drop_rate: float) -> None:
         super().__init__()
         self.norm1, self.conv1 = nn.BatchNorm2d(in_ch), nn.Conv2d(in_ch, out_ch, 3, stride, 1, bias=False)
-        self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.drop = nn.Dropout(block_drop_rate) if block_drop_rate > 0 else nn.Identity()
         self.norm2, self.conv2 = nn.BatchNorm2d(out_ch), nn.Conv2d(out_ch, out_ch, 3, 1, 1, bias=False)
         self.relu = nn.ReLU(inplace=True)
-        needs_proj = stride != 1 or in_ch != out_ch
-        self.downsample = nn.Conv2d(in_ch, out_ch, 1, stride, bias=False) if needs_proj else None
+        self.downsample = preact_projection(in_ch, out_ch, stride)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pre = self.relu(self.norm1(x))
-        shortcut = x if self.downsample is None else self.downsample(pre)
-        out = self.conv2(self.relu(self.norm2(self.drop(self.conv1(pre)))))
-        return out + shortcut
+    def residual(self, pre: torch.Tensor) -> torch.Tensor:
+        return self.conv2(self.relu(self.norm2(self.drop(self.conv1(pre)))))
 
 
 class WideResNetCifar(ClassifierModel):
@@ -122,19 +115,21 @@ class WideResNetCifar(ClassifierModel):
 
     classifier_path = "fc"
 
-    def __init__(self, depth: int, widen_factor: int, dropout: float = 0.0, num_classes: int = 10, in_chans: int = 3):
+    def __init__(self, depth: int, widen_factor: int, block_drop_rate: float = 0.0, num_classes: int = 10,
+                 in_chans: int = 3) -> None:
         super().__init__()
         n = blocks_per_stage(depth, 2, 4, "WRN")
         if not isinstance(widen_factor, int) or widen_factor < 1:
             raise CnnlabError(f"widen_factor must be an integer >= 1, got {widen_factor!r}")
-        if not 0.0 <= dropout < 1.0:
-            raise CnnlabError(f"dropout must be in [0, 1), got {dropout!r}")
+        if not 0.0 <= block_drop_rate < 1.0:
+            raise CnnlabError(f"block_drop_rate must be in [0, 1), got {block_drop_rate!r}")
         self.num_classes = num_classes
         self.conv1 = nn.Conv2d(in_chans, 16, 3, 1, 1, bias=False)
         in_ch, stages = 16, []
         for i, width in enumerate(CIFAR_WIDTHS):
             out_ch, stride = width * widen_factor, 1 if i == 0 else 2
-            blocks = [WideBasic(in_ch if j == 0 else out_ch, out_ch, stride if j == 0 else 1, dropout) for j in range(n)]
+            blocks = [WideBasic(in_ch if j == 0 else out_ch, out_ch, stride if j == 0 else 1, block_drop_rate)
+                      for j in range(n)]
             self.add_module(f"layer{i + 1}", nn.Sequential(*blocks))
             in_ch = out_ch
             stages.append(Stage(f"layer{i + 1}", out_ch, 2**i))
@@ -144,48 +139,58 @@ class WideResNetCifar(ClassifierModel):
         self.fc = nn.Linear(in_ch, num_classes) if num_classes > 0 else nn.Identity()
         self.stages = tuple(stages)
         self.default_cfg = CIFAR_CFG.with_channels(in_chans)
-        init_conv_bn(self)
+        init_weights(self, conv="kaiming_fan_out", zero_conv_bias=False, zero_linear_bias=False)  # torchvision's
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.layer3(self.layer2(self.layer1(self.conv1(x))))
         return self.relu(self.norm(x))
 
 
-def wide_resnet_cifar(depth: int, widen_factor: int, dropout: float = 0.0, num_classes: int = 10,
-                      in_chans: int = 3) -> WideResNetCifar:
-    """The general WRN-d-k builder (d = 6n + 4)."""
-    return WideResNetCifar(depth, widen_factor, dropout, num_classes, in_chans)
+def wide_resnet_cifar(depth: int, widen_factor: int, **kwargs) -> WideResNetCifar:
+    """The general WRN-d-k builder (d = 6n + 4); keywords as :class:`WideResNetCifar`."""
+    kwargs = renamed_kwarg(kwargs, "dropout", "block_drop_rate", "wide_resnet_cifar")
+    return WideResNetCifar(depth, widen_factor, **kwargs)
 
 
 # --- registry ----------------------------------------------------------------------------------
 
 RESNET = "He et al. 2015, arXiv:1512.03385"
-PREACT = "He et al. 2016, arXiv:1603.05027"
 WRN = "Zagoruyko & Komodakis 2016, arXiv:1605.07146"
 NATIVE = {"num_classes": 10}
-CIFAR_DEPTHS = {"resnet20": 20, "resnet32": 32, "resnet44": 44, "resnet56": 56, "resnet110": 110}
 
 
-def _register_cifar_resnet(name: str, depth: int) -> None:
-    def builder(num_classes: int = 1000, in_chans: int = 3) -> CifarResNet:
-        return CifarResNet(depth, num_classes, in_chans)
-
-    builder.__name__ = builder.__qualname__ = name
-    builder.__doc__ = f"ResNet-{depth} for CIFAR (option A shortcuts, {(depth - 2) // 6} blocks per stage)."
-    register_model(name, family="resnet_cifar", paper=RESNET, native=NATIVE)(builder)
+@register_model(family="resnet_cifar", paper=RESNET, native=NATIVE)
+def resnet20(num_classes: int = 1000, in_chans: int = 3) -> CifarResNet:
+    """ResNet-20 for CIFAR (option A shortcuts, 3 blocks per stage)."""
+    return CifarResNet(20, num_classes, in_chans)
 
 
-for _name, _depth in CIFAR_DEPTHS.items():
-    _register_cifar_resnet(_name, _depth)
+@register_model(family="resnet_cifar", paper=RESNET, native=NATIVE)
+def resnet32(num_classes: int = 1000, in_chans: int = 3) -> CifarResNet:
+    """ResNet-32 for CIFAR (option A shortcuts, 5 blocks per stage)."""
+    return CifarResNet(32, num_classes, in_chans)
 
 
-@register_model(family="resnet_cifar", paper=PREACT, native=NATIVE)
-def preact_resnet164(num_classes: int = 1000, in_chans: int = 3) -> PreActResNet:
-    """Pre-activation ResNet-164 (bottleneck): 1,703,258 parameters at 10 classes."""
-    return PreActResNet(PreActCfg((18, 18, 18), CIFAR_WIDTHS, "cifar"), num_classes, in_chans, data=CIFAR_CFG)
+@register_model(family="resnet_cifar", paper=RESNET, native=NATIVE)
+def resnet44(num_classes: int = 1000, in_chans: int = 3) -> CifarResNet:
+    """ResNet-44 for CIFAR (option A shortcuts, 7 blocks per stage)."""
+    return CifarResNet(44, num_classes, in_chans)
+
+
+@register_model(family="resnet_cifar", paper=RESNET, native=NATIVE)
+def resnet56(num_classes: int = 1000, in_chans: int = 3) -> CifarResNet:
+    """ResNet-56 for CIFAR (option A shortcuts, 9 blocks per stage)."""
+    return CifarResNet(56, num_classes, in_chans)
+
+
+@register_model(family="resnet_cifar", paper=RESNET, native=NATIVE)
+def resnet110(num_classes: int = 1000, in_chans: int = 3) -> CifarResNet:
+    """ResNet-110 for CIFAR (option A shortcuts, 18 blocks per stage)."""
+    return CifarResNet(110, num_classes, in_chans)
 
 
 @register_model(family="resnet_cifar", paper=WRN, native=NATIVE)
-def wrn28_10(num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.0) -> WideResNetCifar:
-    """WRN-28-10; ``dropout`` (e.g. 0.3) goes between the two convs of every block."""
-    return wide_resnet_cifar(28, 10, dropout, num_classes, in_chans)
+def wrn28_10(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> WideResNetCifar:
+    """WRN-28-10; ``block_drop_rate`` (e.g. 0.3) is the dropout between the two convs of every block."""
+    kwargs = renamed_kwarg(kwargs, "dropout", "block_drop_rate", "wrn28_10")
+    return wide_resnet_cifar(28, 10, num_classes=num_classes, in_chans=in_chans, **kwargs)

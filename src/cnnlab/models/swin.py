@@ -29,6 +29,8 @@ Implementation notes (no change to the maths):
   the window is not shifted (torchvision's rule), and patch merging pads odd sizes.
 * Stochastic depth (Huang et al., arXiv:1603.09382) rises linearly from 0 to ``drop_path_rate``
   (0.2 / 0.3 / 0.5 for T / S / B, as in the paper's training recipe).
+* ``block_drop_rate`` is the dropout after the attention projection and in the MLP (torchvision's
+  ``dropout``), 0 by default; ``attention_dropout`` drops attention weights.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from torch import nn
 from ..errors import CheckpointError
 from ..registry import register_model
 from .base import ClassifierModel, DataConfig, Stage
-from .layers import DropPath, transformer_mlp
+from .layers import DropPath, init_weights, renamed_kwarg, transformer_mlp
 
 
 class SwinConfig(NamedTuple):
@@ -109,13 +111,13 @@ class ShiftedWindowAttention(nn.Module):
     """(Shifted-)window multi-head self-attention with relative position bias; x is (B, H, W, C)."""
 
     def __init__(self, dim: int, heads: int, window: int, shift: int, attention_dropout: float = 0.0,
-                 dropout: float = 0.0) -> None:
+                 block_drop_rate: float = 0.0) -> None:
         super().__init__()
         self.heads, self.window, self.shift = heads, window, shift
         self.attention_dropout = attention_dropout
         self.qkv = nn.Linear(dim, 3 * dim)
         self.proj = nn.Linear(dim, dim)
-        self.proj_drop = nn.Dropout(dropout)
+        self.proj_drop = nn.Dropout(block_drop_rate)
         self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * window - 1) ** 2, heads))
         nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
         self.register_buffer("relative_position_index", relative_position_index(window))
@@ -152,14 +154,14 @@ class ShiftedWindowAttention(nn.Module):
 class SwinBlock(nn.Module):
     """x + DropPath(W-MSA(LN(x))), then x + DropPath(MLP(LN(x))); channels-last."""
 
-    def __init__(self, dim: int, heads: int, shift: int, drop_path: float, dropout: float = 0.0,
+    def __init__(self, dim: int, heads: int, shift: int, drop_path: float, block_drop_rate: float = 0.0,
                  attention_dropout: float = 0.0) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(dim)
-        self.attn = ShiftedWindowAttention(dim, heads, WINDOW, shift, attention_dropout, dropout)
+        self.attn = ShiftedWindowAttention(dim, heads, WINDOW, shift, attention_dropout, block_drop_rate)
         self.drop_path = DropPath(drop_path)
         self.norm2 = nn.LayerNorm(dim)
-        self.mlp = transformer_mlp(dim, MLP_RATIO * dim, dropout)
+        self.mlp = transformer_mlp(dim, MLP_RATIO * dim, block_drop_rate)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.drop_path(self.attn(self.norm1(x)))
@@ -193,7 +195,8 @@ class SwinTransformer(ClassifierModel):
     classifier_path = "head"
 
     def __init__(self, cfg: SwinConfig, num_classes: int = 1000, in_chans: int = 3,
-                 drop_path_rate: float | None = None, dropout: float = 0.0, attention_dropout: float = 0.0) -> None:
+                 drop_path_rate: float | None = None, block_drop_rate: float = 0.0,
+                 attention_dropout: float = 0.0) -> None:
         super().__init__()
         rate = cfg.drop_path_rate if drop_path_rate is None else drop_path_rate
         total = sum(cfg.depths)
@@ -205,7 +208,8 @@ class SwinTransformer(ClassifierModel):
         for i, (dim, depth, heads) in enumerate(zip(dims, cfg.depths, cfg.heads)):
             first = sum(cfg.depths[:i])
             layers.append(nn.Sequential(*(
-                SwinBlock(dim, heads, 0 if j % 2 == 0 else WINDOW // 2, rates[first + j], dropout, attention_dropout)
+                SwinBlock(dim, heads, 0 if j % 2 == 0 else WINDOW // 2, rates[first + j], block_drop_rate,
+                          attention_dropout)
                 for j in range(depth))))
             stages.append(Stage(f"features.{len(layers) - 1}", dim, PATCH * 2**i))
             if i < len(dims) - 1:
@@ -214,16 +218,9 @@ class SwinTransformer(ClassifierModel):
         self.num_classes, self.num_features = num_classes, dims[-1]
         self.norm = nn.LayerNorm(dims[-1])
         self.head = nn.Linear(dims[-1], num_classes) if num_classes else nn.Identity()
-        self._init_weights()
+        init_weights(self, linear="trunc_normal_0.02", zero_conv_bias=False)  # torchvision's: linear layers only
         self.stages = tuple(stages)
         self.default_cfg = DataConfig(interpolation="bicubic", crop_pct=cfg.crop_pct).with_channels(in_chans)
-
-    def _init_weights(self) -> None:
-        for m in self.modules():  # torchvision's: every linear layer trunc-normal(0.02), zero bias
-            if isinstance(m, nn.Linear):
-                nn.init.trunc_normal_(m.weight, std=0.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.norm(self.features(x))  # (B, H/32, W/32, C)
@@ -265,20 +262,26 @@ def _timm_swin_key(key: str, merge_at_end: bool) -> str:
 
 
 PAPER = "Liu et al. 2021, arXiv:2103.14030"
-TIMM_NAMES = {f"swin_{s}": f"swin_{size}_patch4_window7_224" for s, size in (("t", "tiny"), ("s", "small"), ("b", "base"))}
 
 
-def _builder(name: str):
-    @register_model(name, family="swin", paper=PAPER, loads=(f"torchvision:{name}", f"timm:{TIMM_NAMES[name]}"))
-    def build(num_classes: int = 1000, in_chans: int = 3, **kw) -> SwinTransformer:
-        return SwinTransformer(SWIN_CONFIGS[name], num_classes, in_chans, **kw)
-
-    build.__name__ = build.__qualname__ = name
-    cfg = SWIN_CONFIGS[name]
-    build.__doc__ = f"{name}: C = {cfg.embed_dim}, depths {cfg.depths}, heads {cfg.heads}, window {WINDOW}."
-    return build
+def _swin(name: str, num_classes: int = 1000, in_chans: int = 3, **kwargs) -> SwinTransformer:
+    renamed_kwarg(kwargs, "dropout", "block_drop_rate", name)
+    return SwinTransformer(SWIN_CONFIGS[name], num_classes, in_chans, **kwargs)
 
 
-swin_t = _builder("swin_t")
-swin_s = _builder("swin_s")
-swin_b = _builder("swin_b")
+@register_model(family="swin", paper=PAPER, loads=("torchvision:swin_t", "timm:swin_tiny_patch4_window7_224"))
+def swin_t(**kwargs) -> SwinTransformer:
+    """Swin-T: C = 96, depths (2, 2, 6, 2), heads (3, 6, 12, 24), window 7."""
+    return _swin("swin_t", **kwargs)
+
+
+@register_model(family="swin", paper=PAPER, loads=("torchvision:swin_s", "timm:swin_small_patch4_window7_224"))
+def swin_s(**kwargs) -> SwinTransformer:
+    """Swin-S: C = 96, depths (2, 2, 18, 2), heads (3, 6, 12, 24), window 7."""
+    return _swin("swin_s", **kwargs)
+
+
+@register_model(family="swin", paper=PAPER, loads=("torchvision:swin_b", "timm:swin_base_patch4_window7_224"))
+def swin_b(**kwargs) -> SwinTransformer:
+    """Swin-B: C = 128, depths (2, 2, 18, 2), heads (4, 8, 16, 32), window 7."""
+    return _swin("swin_b", **kwargs)

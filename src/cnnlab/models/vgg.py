@@ -17,8 +17,8 @@ from __future__ import annotations
 from torch import nn
 
 from ..registry import register_model
-from .alexnet import ConvFCNet
-from .base import DataConfig, Stage
+from .base import ConvFCNet, DataConfig, Stage
+from .layers import init_weights, renamed_kwarg
 
 STAGE_WIDTHS = (64, 128, 256, 512, 512)
 # Table 1: 3x3 convolutions per stage of configurations A, B, D, E
@@ -47,40 +47,71 @@ def vgg_features(depths: tuple[int, ...], in_chans: int, batch_norm: bool) -> tu
     return nn.Sequential(*layers), stages
 
 
-def init_vgg(model: nn.Module) -> nn.Module:
-    """Kaiming-normal convolutions, N(0, 0.01) FC weights, zero biases (torchvision's init; the
-    paper initialised the deeper nets from configuration A, then found Glorot init works too)."""
-    for m in model.modules():
-        if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.BatchNorm2d):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.Linear):
-            nn.init.normal_(m.weight, 0, 0.01)
-            nn.init.zeros_(m.bias)
-    return model
+class VGG(ConvFCNet):
+    """torchvision's VGG: ``depths`` 3x3 convs per stage (Table 1), optional batch norm, ``drop_rate``
+    after fc6 and fc7."""
+
+    def __init__(self, depths: tuple[int, ...], batch_norm: bool = False, num_classes: int = 1000,
+                 in_chans: int = 3, drop_rate: float = 0.5) -> None:
+        features, stages = vgg_features(depths, in_chans, batch_norm)
+        super().__init__(features, stages, 512, num_classes, VGG_CFG.with_channels(in_chans), pool_size=7,
+                         drop_rate=drop_rate)
+        # torchvision's init: He (fan-out) convs, N(0, 0.01) FC weights, zero biases (the paper initialised
+        # the deeper nets from configuration A, then found Glorot init works too)
+        init_weights(self, conv="kaiming_fan_out", linear="normal_0.01")
 
 
-def _vgg(depth_name: str, batch_norm: bool, num_classes: int, in_chans: int, dropout: float) -> ConvFCNet:
-    features, stages = vgg_features(VGG_DEPTHS[depth_name], in_chans, batch_norm)
-    model = ConvFCNet(features, stages, 512, num_classes, VGG_CFG.with_channels(in_chans), pool_size=7,
-                      dropout=dropout)
-    return init_vgg(model)
+def _vgg(name: str, batch_norm: bool, **kwargs) -> VGG:
+    owner = name + ("_bn" if batch_norm else "")
+    return VGG(VGG_DEPTHS[name], batch_norm, **renamed_kwarg(kwargs, "dropout", "drop_rate", owner))
 
 
-def _register(name: str, batch_norm: bool) -> None:
-    def build(num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5) -> ConvFCNet:
-        return _vgg(name, batch_norm, num_classes, in_chans, dropout)
-
-    full = name + ("_bn" if batch_norm else "")
-    build.__name__ = build.__qualname__ = full
-    build.__doc__ = f"VGG configuration {name} {'with batch norm ' if batch_norm else ''}(torchvision layout)."
-    register_model(full, family="vgg", paper="Simonyan & Zisserman 2014, arXiv:1409.1556",
-                   loads=(f"torchvision:{full}",))(build)
+PAPER = "Simonyan & Zisserman 2014, arXiv:1409.1556"
 
 
-for _name in VGG_DEPTHS:
-    _register(_name, batch_norm=False)
-    _register(_name, batch_norm=True)
+@register_model(family="vgg", paper=PAPER, loads=("torchvision:vgg11",))
+def vgg11(**kwargs) -> VGG:
+    """VGG-11, configuration A of Table 1 (torchvision layout)."""
+    return _vgg("vgg11", batch_norm=False, **kwargs)
+
+
+@register_model(family="vgg", paper=PAPER, loads=("torchvision:vgg11_bn",))
+def vgg11_bn(**kwargs) -> VGG:
+    """VGG-11 with batch norm after every conv (torchvision's ``vgg11_bn``)."""
+    return _vgg("vgg11", batch_norm=True, **kwargs)
+
+
+@register_model(family="vgg", paper=PAPER, loads=("torchvision:vgg13",))
+def vgg13(**kwargs) -> VGG:
+    """VGG-13, configuration B of Table 1 (torchvision layout)."""
+    return _vgg("vgg13", batch_norm=False, **kwargs)
+
+
+@register_model(family="vgg", paper=PAPER, loads=("torchvision:vgg13_bn",))
+def vgg13_bn(**kwargs) -> VGG:
+    """VGG-13 with batch norm after every conv (torchvision's ``vgg13_bn``)."""
+    return _vgg("vgg13", batch_norm=True, **kwargs)
+
+
+@register_model(family="vgg", paper=PAPER, loads=("torchvision:vgg16",))
+def vgg16(**kwargs) -> VGG:
+    """VGG-16, configuration D of Table 1 (torchvision layout)."""
+    return _vgg("vgg16", batch_norm=False, **kwargs)
+
+
+@register_model(family="vgg", paper=PAPER, loads=("torchvision:vgg16_bn",))
+def vgg16_bn(**kwargs) -> VGG:
+    """VGG-16 with batch norm after every conv (torchvision's ``vgg16_bn``)."""
+    return _vgg("vgg16", batch_norm=True, **kwargs)
+
+
+@register_model(family="vgg", paper=PAPER, loads=("torchvision:vgg19",))
+def vgg19(**kwargs) -> VGG:
+    """VGG-19, configuration E of Table 1 (torchvision layout)."""
+    return _vgg("vgg19", batch_norm=False, **kwargs)
+
+
+@register_model(family="vgg", paper=PAPER, loads=("torchvision:vgg19_bn",))
+def vgg19_bn(**kwargs) -> VGG:
+    """VGG-19 with batch norm after every conv (torchvision's ``vgg19_bn``)."""
+    return _vgg("vgg19", batch_norm=True, **kwargs)

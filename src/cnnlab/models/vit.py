@@ -27,7 +27,9 @@ Deviations and sources:
 * Other input sizes: the position embeddings of the patch grid are resized bicubically (the class
   token's embedding is kept), at run time and when loading a checkpoint made for another size
   (the paper's "2D interpolation of the pre-trained position embeddings", section 3.2).
-* ``drop_path_rate`` adds stochastic depth (DeiT's recipe; 0 by default, as in the paper).
+* ``drop_path_rate`` adds stochastic depth (DeiT's recipe; 0 by default, as in the paper);
+  ``block_drop_rate`` is the dropout after the position embeddings, the attention and in the MLP
+  (torchvision's ``dropout``, the paper's 0.1 for ImageNet training; 0 by default).
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from torch import nn
 from ..errors import CnnlabError
 from ..registry import register_model
 from .base import ClassifierModel, DataConfig, Stage
-from .layers import DropPath, transformer_mlp
+from .layers import DropPath, init_weights, renamed_kwarg, transformer_mlp
 
 
 class ViTConfig(NamedTuple):
@@ -120,13 +122,14 @@ class SelfAttention(nn.Module):
 class EncoderBlock(nn.Module):
     """Pre-norm transformer block: x + MSA(LN(x)), then x + MLP(LN(x))."""
 
-    def __init__(self, cfg: ViTConfig, dropout: float, attention_dropout: float, drop_path: float) -> None:
+    def __init__(self, cfg: ViTConfig, block_drop_rate: float, attention_dropout: float,
+                 drop_path: float) -> None:
         super().__init__()
         self.ln_1 = nn.LayerNorm(cfg.dim, eps=LN_EPS)
         self.self_attention = SelfAttention(cfg.dim, cfg.heads, attention_dropout)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = nn.Dropout(block_drop_rate)
         self.ln_2 = nn.LayerNorm(cfg.dim, eps=LN_EPS)
-        self.mlp = transformer_mlp(cfg.dim, cfg.mlp, dropout)
+        self.mlp = transformer_mlp(cfg.dim, cfg.mlp, block_drop_rate)
         self.drop_path = DropPath(drop_path)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -137,14 +140,14 @@ class EncoderBlock(nn.Module):
 class Encoder(nn.Module):
     """Position embeddings + the block stack + the final LayerNorm (torchvision's ``encoder``)."""
 
-    def __init__(self, cfg: ViTConfig, seq_length: int, dropout: float, attention_dropout: float,
+    def __init__(self, cfg: ViTConfig, seq_length: int, block_drop_rate: float, attention_dropout: float,
                  drop_path_rate: float) -> None:
         super().__init__()
         self.pos_embedding = nn.Parameter(torch.empty(1, seq_length, cfg.dim).normal_(std=0.02))
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = nn.Dropout(block_drop_rate)
         rates = [drop_path_rate * i / max(cfg.depth - 1, 1) for i in range(cfg.depth)]
         self.layers = nn.Sequential(OrderedDict(
-            (f"encoder_layer_{i}", EncoderBlock(cfg, dropout, attention_dropout, rates[i]))
+            (f"encoder_layer_{i}", EncoderBlock(cfg, block_drop_rate, attention_dropout, rates[i]))
             for i in range(cfg.depth)))
         self.ln = nn.LayerNorm(cfg.dim, eps=LN_EPS)
 
@@ -159,7 +162,7 @@ class VisionTransformer(ClassifierModel):
     classifier_path = "heads.head"
 
     def __init__(self, cfg: ViTConfig, num_classes: int = 1000, in_chans: int = 3, image_size: int = 224,
-                 dropout: float = 0.0, attention_dropout: float = 0.0, drop_path_rate: float = 0.0,
+                 block_drop_rate: float = 0.0, attention_dropout: float = 0.0, drop_path_rate: float = 0.0,
                  crop_pct: float = 0.875) -> None:
         super().__init__()
         if image_size % cfg.patch:
@@ -170,21 +173,14 @@ class VisionTransformer(ClassifierModel):
         self.conv_proj = nn.Conv2d(in_chans, cfg.dim, cfg.patch, stride=cfg.patch)
         self.class_token = nn.Parameter(torch.zeros(1, 1, cfg.dim))
         self.grid = image_size // cfg.patch
-        self.encoder = Encoder(cfg, self.grid**2 + 1, dropout, attention_dropout, drop_path_rate)
+        self.encoder = Encoder(cfg, self.grid**2 + 1, block_drop_rate, attention_dropout, drop_path_rate)
         self.heads = nn.Sequential(OrderedDict(head=nn.Linear(cfg.dim, num_classes) if num_classes else nn.Identity()))
-        self._init_weights()
+        # torchvision's: patch projection truncated-normal with std 1/sqrt(fan_in), zero head
+        init_weights(self, conv="lecun_trunc_normal", zero_linear_bias=False, zero_head=True)
         per = cfg.depth // NUM_STAGES
         self.stages = tuple(Stage(f"encoder.layers.encoder_layer_{per * (i + 1) - 1}", cfg.dim, cfg.patch)
                             for i in range(NUM_STAGES))
         self.default_cfg = DataConfig((in_chans, image_size, image_size), crop_pct=crop_pct).with_channels(in_chans)
-
-    def _init_weights(self) -> None:
-        fan_in = self.conv_proj.in_channels * self.patch_size**2
-        nn.init.trunc_normal_(self.conv_proj.weight, std=math.sqrt(1 / fan_in))
-        nn.init.zeros_(self.conv_proj.bias)
-        if isinstance(self.heads.head, nn.Linear):
-            nn.init.zeros_(self.heads.head.weight)
-            nn.init.zeros_(self.heads.head.bias)
 
     def patchify(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
         """(B, C, H, W) -> tokens (B, H/P * W/P, D) and the patch grid (H/P, W/P)."""
@@ -228,19 +224,37 @@ DEIT = "Touvron et al. 2020 (DeiT sizes), arXiv:2012.12877; ViT: arXiv:2010.1192
 CROP = {"vit_l_16": 224 / 242}  # torchvision's eval resize 242 -> 224; the others 256 -> 224
 
 
-def _builder(name: str, paper: str, loads: tuple[str, ...] = ()):
-    @register_model(name, family="vit", paper=paper, loads=loads)
-    def build(num_classes: int = 1000, in_chans: int = 3, **kw) -> VisionTransformer:
-        kw.setdefault("crop_pct", CROP.get(name, 0.875))
-        return VisionTransformer(VIT_CONFIGS[name], num_classes, in_chans, **kw)
-
-    build.__name__ = build.__qualname__ = name
-    build.__doc__ = f"{name}: patch, dim, depth, heads, mlp = {tuple(VIT_CONFIGS[name])}."
-    return build
+def _vit(name: str, num_classes: int = 1000, in_chans: int = 3, **kwargs) -> VisionTransformer:
+    renamed_kwarg(kwargs, "dropout", "block_drop_rate", name)
+    kwargs.setdefault("crop_pct", CROP.get(name, 0.875))
+    return VisionTransformer(VIT_CONFIGS[name], num_classes, in_chans, **kwargs)
 
 
-vit_ti_16 = _builder("vit_ti_16", DEIT, ("timm:vit_tiny_patch16_224",))
-vit_s_16 = _builder("vit_s_16", DEIT, ("timm:vit_small_patch16_224",))
-vit_b_16 = _builder("vit_b_16", PAPER, ("torchvision:vit_b_16", "timm:vit_base_patch16_224"))
-vit_b_32 = _builder("vit_b_32", PAPER, ("torchvision:vit_b_32", "timm:vit_base_patch32_224"))
-vit_l_16 = _builder("vit_l_16", PAPER, ("torchvision:vit_l_16", "timm:vit_large_patch16_224"))
+@register_model(family="vit", paper=DEIT, loads=("timm:vit_tiny_patch16_224",))
+def vit_ti_16(**kwargs) -> VisionTransformer:
+    """ViT-Ti/16 (DeiT-Tiny): dim 192, depth 12, 3 heads, MLP 768."""
+    return _vit("vit_ti_16", **kwargs)
+
+
+@register_model(family="vit", paper=DEIT, loads=("timm:vit_small_patch16_224",))
+def vit_s_16(**kwargs) -> VisionTransformer:
+    """ViT-S/16 (DeiT-Small): dim 384, depth 12, 6 heads, MLP 1536."""
+    return _vit("vit_s_16", **kwargs)
+
+
+@register_model(family="vit", paper=PAPER, loads=("torchvision:vit_b_16", "timm:vit_base_patch16_224"))
+def vit_b_16(**kwargs) -> VisionTransformer:
+    """ViT-B/16: dim 768, depth 12, 12 heads, MLP 3072."""
+    return _vit("vit_b_16", **kwargs)
+
+
+@register_model(family="vit", paper=PAPER, loads=("torchvision:vit_b_32", "timm:vit_base_patch32_224"))
+def vit_b_32(**kwargs) -> VisionTransformer:
+    """ViT-B/32: dim 768, depth 12, 12 heads, MLP 3072."""
+    return _vit("vit_b_32", **kwargs)
+
+
+@register_model(family="vit", paper=PAPER, loads=("torchvision:vit_l_16", "timm:vit_large_patch16_224"))
+def vit_l_16(**kwargs) -> VisionTransformer:
+    """ViT-L/16: dim 1024, depth 24, 16 heads, MLP 4096."""
+    return _vit("vit_l_16", **kwargs)

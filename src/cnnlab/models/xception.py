@@ -25,6 +25,7 @@ from torch import nn
 
 from ..registry import register_model
 from .base import HALF_MEAN, HALF_STD, ClassifierModel, DataConfig, Stage
+from .layers import init_weights
 
 
 class BlockRow(NamedTuple):
@@ -121,9 +122,7 @@ class Xception(ClassifierModel):
         self.stages = (Stage("act2", 64, 2), Stage("block1", 128, 4), Stage("block2", 256, 8),
                        Stage("block11", 728, 16), Stage("act4", 2048, 32))
         self.default_cfg = XCEPTION_CFG.with_channels(in_chans)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        init_weights(self, conv="kaiming_fan_out", zero_linear_bias=False)  # timm's
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.act2(self.bn2(self.conv2(self.act1(self.bn1(self.conv1(x))))))

@@ -19,8 +19,8 @@ renormalisation of conv filters whose RMS exceeds 0.1 is a training rule and is 
 from __future__ import annotations
 
 from ..registry import register_model
-from .alexnet import ConvFCNet, ConvRow, conv_stack, init_like_paper
-from .base import DataConfig
+from .base import ConvFCNet, DataConfig
+from .layers import ConvRow, conv_stack, init_weights, renamed_kwarg
 
 ZFNET = (
     ConvRow(96, 7, 2, 1, post=("pool", "lrn")),  # 224 -> 110 -> 55
@@ -32,10 +32,17 @@ ZFNET = (
 ZFNET_CFG = DataConfig(input_size=(3, 224, 224), crop_pct=0.875)  # 256 short side, 224 crops
 
 
+class ZFNet(ConvFCNet):
+    """The model of the paper's Fig. 3; ``drop_rate`` follows fc6 and fc7."""
+
+    def __init__(self, num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.5) -> None:
+        features, stages = conv_stack(ZFNET, in_chans, ceil_pool=True)
+        super().__init__(features, stages, 256, num_classes, ZFNET_CFG.with_channels(in_chans), pool_size=6,
+                         drop_rate=drop_rate)
+        init_weights(self, conv="normal_0.01", linear="normal_0.01")  # Section 3: N(0, 0.01), biases 0
+
+
 @register_model(family="zfnet", paper="Zeiler & Fergus 2013, arXiv:1311.2901")
-def zfnet(num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5) -> ConvFCNet:
+def zfnet(**kwargs) -> ZFNet:
     """The model of the paper's Fig. 3 (weights ~ N(0, 0.01), biases 0: Section 3)."""
-    features, stages = conv_stack(ZFNET, in_chans, ceil_pool=True)
-    model = ConvFCNet(features, stages, 256, num_classes, ZFNET_CFG.with_channels(in_chans), pool_size=6,
-                      dropout=dropout)
-    return init_like_paper(model, bias_one=())
+    return ZFNet(**renamed_kwarg(kwargs, "dropout", "drop_rate", "zfnet"))
