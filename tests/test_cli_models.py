@@ -30,13 +30,13 @@ def test_models_json_lists_every_model():
 
 
 def test_readme_model_table_is_fresh():
-    from cnnlab.model_table import model_rows, to_markdown
+    from cnnlab.workflows.models import model_rows, to_markdown
 
     readme = (ROOT / "README.md").read_text()
     m = re.search(r"<!-- models:start -->\n(.*?)\n<!-- models:end -->", readme, re.S)
     assert m, "README.md lacks the model table markers"
     assert m.group(1).strip() == to_markdown(model_rows()).strip(), (
-        "README model table is stale: regenerate it with `cnnlab models --markdown`")
+        "README model table is stale: regenerate it with `python scripts/update_readme.py`")
 
 
 def test_unknown_model_is_one_line_exit_2():

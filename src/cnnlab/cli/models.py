@@ -25,7 +25,7 @@ def run(args) -> int:
 
         print(scaling_table())
         return 0
-    from ..model_table import model_rows, to_markdown, to_text
+    from ..workflows.models import model_rows, to_markdown, to_text
 
     rows = model_rows(args.pattern)
     if not rows:

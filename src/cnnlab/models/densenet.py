@@ -35,7 +35,7 @@ from .base import CIFAR_CFG, ClassifierModel, DataConfig, Stage
 from .layers import init_weights, renamed_kwarg
 
 
-class DenseNetCfg(NamedTuple):
+class DenseNetConfig(NamedTuple):
     growth_rate: int  # k: feature maps each layer adds
     block_config: tuple[int, ...]  # layers per dense block
     num_init_features: int  # channels of the stem conv
@@ -44,12 +44,12 @@ class DenseNetCfg(NamedTuple):
     compression: float = 0.5  # theta: a transition keeps floor(theta * channels)
 
 
-VARIANTS: dict[str, DenseNetCfg] = {
-    "densenet121": DenseNetCfg(32, (6, 12, 24, 16), 64),
-    "densenet161": DenseNetCfg(48, (6, 12, 36, 24), 96),
-    "densenet169": DenseNetCfg(32, (6, 12, 32, 32), 64),
-    "densenet201": DenseNetCfg(32, (6, 12, 48, 32), 64),
-    "densenet_bc100_k12": DenseNetCfg(12, (16, 16, 16), 24, stem="cifar"),
+VARIANTS: dict[str, DenseNetConfig] = {
+    "densenet121": DenseNetConfig(32, (6, 12, 24, 16), 64),
+    "densenet161": DenseNetConfig(48, (6, 12, 36, 24), 96),
+    "densenet169": DenseNetConfig(32, (6, 12, 32, 32), 64),
+    "densenet201": DenseNetConfig(32, (6, 12, 48, 32), 64),
+    "densenet_bc100_k12": DenseNetConfig(12, (16, 16, 16), 24, stem="cifar"),
 }
 
 
@@ -87,7 +87,7 @@ class DenseLayer(nn.Module):
 class DenseBlock(nn.ModuleDict):
     """``num_layers`` dense layers; layer i sees in_ch + i * k channels; output in_ch + L * k."""
 
-    def __init__(self, num_layers: int, in_ch: int, cfg: DenseNetCfg, block_drop_rate: float) -> None:
+    def __init__(self, num_layers: int, in_ch: int, cfg: DenseNetConfig, block_drop_rate: float) -> None:
         layers = {f"denselayer{i + 1}": DenseLayer(in_ch + i * cfg.growth_rate, cfg.growth_rate, cfg.bn_size,
                                                    block_drop_rate) for i in range(num_layers)}
         super().__init__(layers)
@@ -115,7 +115,7 @@ class DenseNet(ClassifierModel):
 
     classifier_path = "classifier"
 
-    def __init__(self, cfg: DenseNetCfg, num_classes: int = 1000, in_chans: int = 3,
+    def __init__(self, cfg: DenseNetConfig, num_classes: int = 1000, in_chans: int = 3,
                  block_drop_rate: float = 0.0) -> None:
         super().__init__()
         if not 0.0 <= block_drop_rate < 1.0:

@@ -27,15 +27,15 @@ from .base import CIFAR_CFG, ClassifierModel, DataConfig, Stage
 from .layers import PreActResidual, init_weights, preact_projection, rename_keys
 
 
-class PreActCfg(NamedTuple):
+class PreActConfig(NamedTuple):
     depths: tuple[int, ...]  # bottleneck units per stage
     planes: tuple[int, ...]  # bottleneck widths per stage (output = 4x)
     stem: str  # "imagenet": 7x7/2 conv + 3x3/2 pool; "cifar": 3x3 conv, 16 channels
 
 
-VARIANTS: dict[str, PreActCfg] = {
-    "preact_resnet50": PreActCfg((3, 4, 6, 3), (64, 128, 256, 512), "imagenet"),
-    "preact_resnet164": PreActCfg((18, 18, 18), (16, 32, 64), "cifar"),
+VARIANTS: dict[str, PreActConfig] = {
+    "preact_resnet50": PreActConfig((3, 4, 6, 3), (64, 128, 256, 512), "imagenet"),
+    "preact_resnet164": PreActConfig((18, 18, 18), (16, 32, 64), "cifar"),
 }
 STEMS = {  # name -> (builder, output channels, reduction)
     "imagenet": (lambda c: nn.Sequential(nn.Conv2d(c, 64, 7, 2, 3, bias=False), nn.MaxPool2d(3, 2, 1)), 64, 4),
@@ -74,7 +74,7 @@ class PreActResNet(ClassifierModel):
 
     classifier_path = "fc"
 
-    def __init__(self, cfg: PreActCfg, num_classes: int = 1000, in_chans: int = 3, data: DataConfig | None = None):
+    def __init__(self, cfg: PreActConfig, num_classes: int = 1000, in_chans: int = 3, data: DataConfig | None = None):
         super().__init__()
         make_stem, in_ch, reduction = STEMS[cfg.stem]
         self.num_classes = num_classes

@@ -34,7 +34,7 @@ from .base import ClassifierModel, DataConfig, Stage
 from .layers import ResidualBlock, SqueezeExcite, init_weights, rename_keys
 
 
-class ResNetCfg(NamedTuple):
+class ResNetConfig(NamedTuple):
     """One row of the stage table; every field can be overridden as a ``create_model`` keyword."""
 
     block: str  # "basic" (3x3, 3x3) or "bottleneck" (1x1, 3x3, 1x1; expansion 4)
@@ -51,24 +51,24 @@ D18, D34, D50, D101, D152 = (2, 2, 2, 2), (3, 4, 6, 3), (3, 4, 6, 3), (3, 4, 23,
 V1 = {"stride_on_1x1": True, "caffe_pool": True}
 SE = {"attn_layer": "se"}
 
-VARIANTS: dict[str, ResNetCfg] = {
-    "resnet18": ResNetCfg("basic", D18),
-    "resnet34": ResNetCfg("basic", D34),
-    "resnet50": ResNetCfg("bottleneck", D50),
-    "resnet101": ResNetCfg("bottleneck", D101),
-    "resnet152": ResNetCfg("bottleneck", D152),
-    "resnet50_v1": ResNetCfg("bottleneck", D50, **V1),
-    "resnet101_v1": ResNetCfg("bottleneck", D101, **V1),
-    "resnet152_v1": ResNetCfg("bottleneck", D152, **V1),
-    "wide_resnet50_2": ResNetCfg("bottleneck", D50, base_width=128),
-    "wide_resnet101_2": ResNetCfg("bottleneck", D101, base_width=128),
-    "resnext50_32x4d": ResNetCfg("bottleneck", D50, cardinality=32, base_width=4),
-    "resnext101_32x8d": ResNetCfg("bottleneck", D101, cardinality=32, base_width=8),
-    "resnext101_64x4d": ResNetCfg("bottleneck", D101, cardinality=64, base_width=4),
-    "se_resnet50": ResNetCfg("bottleneck", D50, **SE),
-    "se_resnet101": ResNetCfg("bottleneck", D101, **SE),
-    "se_resnext50_32x4d": ResNetCfg("bottleneck", D50, cardinality=32, base_width=4, **SE),
-    "se_resnet50_v1": ResNetCfg("bottleneck", D50, **V1, **SE),
+VARIANTS: dict[str, ResNetConfig] = {
+    "resnet18": ResNetConfig("basic", D18),
+    "resnet34": ResNetConfig("basic", D34),
+    "resnet50": ResNetConfig("bottleneck", D50),
+    "resnet101": ResNetConfig("bottleneck", D101),
+    "resnet152": ResNetConfig("bottleneck", D152),
+    "resnet50_v1": ResNetConfig("bottleneck", D50, **V1),
+    "resnet101_v1": ResNetConfig("bottleneck", D101, **V1),
+    "resnet152_v1": ResNetConfig("bottleneck", D152, **V1),
+    "wide_resnet50_2": ResNetConfig("bottleneck", D50, base_width=128),
+    "wide_resnet101_2": ResNetConfig("bottleneck", D101, base_width=128),
+    "resnext50_32x4d": ResNetConfig("bottleneck", D50, cardinality=32, base_width=4),
+    "resnext101_32x8d": ResNetConfig("bottleneck", D101, cardinality=32, base_width=8),
+    "resnext101_64x4d": ResNetConfig("bottleneck", D101, cardinality=64, base_width=4),
+    "se_resnet50": ResNetConfig("bottleneck", D50, **SE),
+    "se_resnet101": ResNetConfig("bottleneck", D101, **SE),
+    "se_resnext50_32x4d": ResNetConfig("bottleneck", D50, cardinality=32, base_width=4, **SE),
+    "se_resnet50_v1": ResNetConfig("bottleneck", D50, **V1, **SE),
 }
 STAGE_PLANES = (64, 128, 256, 512)
 
@@ -76,7 +76,7 @@ STAGE_PLANES = (64, 128, 256, 512)
 ATTN_LAYERS = {"se": lambda channels, reduction: SqueezeExcite(channels, channels // reduction)}
 
 
-def make_attn(cfg: ResNetCfg, channels: int) -> nn.Module | None:
+def make_attn(cfg: ResNetConfig, channels: int) -> nn.Module | None:
     if cfg.attn_layer is None:
         return None
     if cfg.attn_layer not in ATTN_LAYERS:
@@ -96,7 +96,7 @@ class BasicBlock(ResidualBlock):
 
     expansion = 1
 
-    def __init__(self, in_ch: int, planes: int, stride: int, cfg: ResNetCfg) -> None:
+    def __init__(self, in_ch: int, planes: int, stride: int, cfg: ResNetConfig) -> None:
         super().__init__()
         if cfg.cardinality != 1 or cfg.base_width != 64:
             raise CnnlabError("the basic block has no cardinality/base_width; use a bottleneck variant")
@@ -113,11 +113,11 @@ class BasicBlock(ResidualBlock):
 
 
 class Bottleneck(ResidualBlock):
-    """1x1 (reduce) - 3x3 (grouped for ResNeXt) - 1x1 (expand x4); see ``ResNetCfg`` for the stride."""
+    """1x1 (reduce) - 3x3 (grouped for ResNeXt) - 1x1 (expand x4); see ``ResNetConfig`` for the stride."""
 
     expansion = 4
 
-    def __init__(self, in_ch: int, planes: int, stride: int, cfg: ResNetCfg) -> None:
+    def __init__(self, in_ch: int, planes: int, stride: int, cfg: ResNetConfig) -> None:
         super().__init__()
         width = int(planes * cfg.base_width / 64) * cfg.cardinality
         out_ch = planes * self.expansion
@@ -144,7 +144,7 @@ BLOCKS = {"basic": BasicBlock, "bottleneck": Bottleneck}
 LEGACY_SENET_RENAMES = ((r"^layer0\.(conv1|bn1)\.", r"\1."), (r"\.se_module\.", ".se."), (r"^last_linear\.", "fc."))
 
 
-def check_cfg(cfg: ResNetCfg) -> ResNetCfg:
+def check_cfg(cfg: ResNetConfig) -> ResNetConfig:
     """Refuse a stage-table row (usually keyword overrides) that cannot build a network."""
     if cfg.block not in BLOCKS:
         raise CnnlabError(f"unknown block {cfg.block!r}; choose one of {sorted(BLOCKS)}")
@@ -162,7 +162,7 @@ class ResNet(ClassifierModel):
 
     classifier_path = "fc"
 
-    def __init__(self, cfg: ResNetCfg, num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.0):
+    def __init__(self, cfg: ResNetConfig, num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.0):
         super().__init__()
         block = BLOCKS[check_cfg(cfg).block]
         self.cfg, self.num_classes = cfg, num_classes
@@ -205,7 +205,7 @@ SENET = "Hu et al. 2017, arXiv:1709.01507"
 
 
 def _resnet(name: str, num_classes: int = 1000, in_chans: int = 3, **kwargs) -> ResNet:
-    """The row ``name`` of :data:`VARIANTS`; keywords that name a ``ResNetCfg`` field override it."""
+    """The row ``name`` of :data:`VARIANTS`; keywords that name a ``ResNetConfig`` field override it."""
     cfg = VARIANTS[name]
     cfg = cfg._replace(**{k: kwargs.pop(k) for k in list(kwargs) if k in cfg._fields})
     return ResNet(cfg, num_classes, in_chans, **kwargs)

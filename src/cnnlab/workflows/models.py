@@ -1,10 +1,11 @@
-"""Rows describing each registered model (built on the meta device: no memory, no compute)."""
+"""``cnnlab models``: a row per registered model (built on the meta device: no memory, no compute),
+as a rich table, JSON or the README's markdown table (``scripts/update_readme.py`` writes it there)."""
 
 from __future__ import annotations
 
 import torch
 
-from .registry import get_entry, list_models, native_model
+from ..registry import get_entry, list_models, native_model
 
 
 def model_row(name: str) -> dict:
@@ -50,22 +51,3 @@ def to_markdown(rows: list[dict]) -> str:
         loads = r["loads"] + (f"; pretrained: {r['pretrained']}" if r["pretrained"] else "")
         lines.append(f"| `{r['name']}` | {r['paper']} | {r['params']:,} | {r['input']} | {loads} |")
     return "\n".join(lines)
-
-
-def update_readme(path: str = "README.md") -> bool:
-    """Rewrite the table between the README's model markers; True if it changed."""
-    import re
-    from pathlib import Path
-
-    from .utils.io import write_text
-
-    text = Path(path).read_text()
-    block = f"<!-- models:start -->\n{to_markdown(model_rows())}\n<!-- models:end -->"
-    new = re.sub(r"<!-- models:start -->.*?<!-- models:end -->", lambda _m: block, text, flags=re.S)
-    if new != text:
-        write_text(path, new)
-    return new != text
-
-
-if __name__ == "__main__":  # python -m cnnlab.model_table: refresh README.md's model table
-    print("README.md updated" if update_readme() else "README.md already fresh")
