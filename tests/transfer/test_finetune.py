@@ -12,7 +12,8 @@ import torch
 
 import cnnlab
 from cnnlab import transfer as T
-from cnnlab.transfer.feature_cache import list_caches, open_entry
+from cnnlab.transfer.cache_admin import list_caches
+from cnnlab.transfer.feature_cache import open_entry
 from cnnlab.weights import read_checkpoint
 from cnnlab.workflows.finetune import FinetuneConfig, finetune
 

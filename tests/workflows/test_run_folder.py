@@ -63,7 +63,7 @@ def test_names_that_leave_the_output_folder_are_refused(tmp_path, capsys, monkey
 
 
 def test_a_run_being_trained_is_locked(tmp_path, capsys, monkeypatch):
-    from cnnlab.workflows.run import acquire_lock
+    from cnnlab.engine.runfolder import acquire_lock
 
     monkeypatch.chdir(tmp_path)
     assert main(["train", *FAST, "--out", "runs", "--name", "r", "--epochs", "2"]) == 0

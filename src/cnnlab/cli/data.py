@@ -19,6 +19,11 @@ def register(subparsers) -> None:
     sub = p.add_subparsers(dest="data_command", metavar="ACTION")
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
+    m = sub.add_parser("samples", help="write sample files to try the commands on (photos, a digits image folder)")
+    m.add_argument("folder", nargs="?", default="samples", help="where to write them (default ./samples)")
+    m.add_argument("--per-class", type=int, default=30, help="digit images per class in the image folder")
+    m.set_defaults(func=run_samples)
+
     c = sub.add_parser("check", help="decode every image and report broken or unusual files (exit 1 on problems)")
     c.add_argument("folder")
     c.add_argument("--json", action="store_true", help="print the machine-readable report")
@@ -39,6 +44,17 @@ def register(subparsers) -> None:
     v.add_argument("--columns", type=int, default=5, help="augmented draws per row")
     v.add_argument("-o", "--output", default="augmentations.png")
     v.set_defaults(func=run_preview)
+
+
+def run_samples(args) -> int:
+    from ..config import check_number
+    from ..data.samples import write_samples
+
+    check_number("per_class", args.per_class, low=1, high=170, integer=True)
+    counts = write_samples(args.folder, args.per_class)
+    print(f"{args.folder}: photos/ ({counts['photos']} new), digits/ ({counts['digits']} new PNGs in 10 class "
+          f"folders), digit.png ({'new' if counts['digit'] else 'kept'})")
+    return 0
 
 
 def run_check(args) -> int:

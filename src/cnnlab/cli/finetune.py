@@ -7,9 +7,7 @@ flags given override the regime's presets and the ``--config`` file.
 
 from __future__ import annotations
 
-import argparse
-
-from .train import BOOL, S, add_aug_flag
+from .train import BOOL, add_aug_flag, add_flags
 from .train import FLAGS as TRAIN_FLAGS
 
 OWN_HELP = {
@@ -32,14 +30,6 @@ TRANSFER_FLAGS = (
 )
 
 
-def _add(p: argparse.ArgumentParser, flags) -> None:
-    for flag, kind, text in flags:
-        if kind is BOOL:
-            p.add_argument(flag, action=BOOL, default=S, help=text)
-        else:
-            p.add_argument(flag, type=kind, default=S, help=OWN_HELP.get(flag, text))
-
-
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "finetune", help="transfer learning from trained weights (small / medium / large regimes)",
@@ -47,8 +37,8 @@ def register(subparsers) -> None:
         "the regime says and train into runs/<name>/ (the files of `cnnlab train`, plus transfer.json). The "
         "small regime trains the head on cached features of the frozen backbone.")
     p.add_argument("--config", metavar="FILE", default=None, help="YAML or TOML file of the same keys")
-    _add(p, TRANSFER_FLAGS)
-    _add(p, TRAIN_FLAGS)
+    add_flags(p, TRANSFER_FLAGS)
+    add_flags(p, TRAIN_FLAGS, OWN_HELP)
     add_aug_flag(p)
     p.set_defaults(func=run)
 
@@ -77,7 +67,8 @@ def run(args) -> int:
 
 
 def run_ls(args) -> int:
-    from ..transfer.feature_cache import default_cache_dir, foreign_folders, list_caches
+    from ..transfer.cache_admin import foreign_folders, list_caches
+    from ..transfer.feature_cache import default_cache_dir
 
     entries = list_caches(args.cache_dir)
     root = args.cache_dir or default_cache_dir()
@@ -101,7 +92,7 @@ def run_ls(args) -> int:
 
 def run_rm(args) -> int:
     from ..errors import CnnlabError
-    from ..transfer.feature_cache import foreign_folders, remove_caches
+    from ..transfer.cache_admin import foreign_folders, remove_caches
 
     if not args.names and not args.all:
         raise CnnlabError("name the caches to remove (see `cnnlab cache ls`) or pass --all")

@@ -65,13 +65,20 @@ def register(subparsers) -> None:
         "curves.png, confusion.png, best/last weights, the training state, TensorBoard events, a summary. "
         "Under torchrun it trains with DDP.")
     p.add_argument("--config", metavar="FILE", default=None, help="YAML or TOML file of the same keys")
-    for flag, kind, text in FLAGS:
+    add_flags(p, FLAGS)
+    add_aug_flag(p)
+    p.set_defaults(func=run)
+
+
+def add_flags(p: argparse.ArgumentParser, flags, help_overrides: dict[str, str] | None = None) -> None:
+    """Add a table of ``(flag, type or BOOL, help)`` rows with ``SUPPRESS`` defaults (only the flags
+    given override the config)."""
+    for flag, kind, text in flags:
+        text = (help_overrides or {}).get(flag, text)
         if kind is BOOL:
             p.add_argument(flag, action=BOOL, default=S, help=text)
         else:
             p.add_argument(flag, type=kind, default=S, help=text)
-    add_aug_flag(p)
-    p.set_defaults(func=run)
 
 
 def add_aug_flag(p) -> None:

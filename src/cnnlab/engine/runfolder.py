@@ -1,5 +1,7 @@
-"""The run folder ``runs/<name>/`` and the per-epoch table (the :class:`~cnnlab.engine.loop.Hooks` of
-``cnnlab train``). Every file is written atomically; rank 0 alone writes.
+"""The run folder ``runs/<name>/``: claimed atomically and locked while a process trains it
+(:func:`claim`, :func:`acquire_lock`; the policy is :mod:`cnnlab.workflows.run`'s), and written by
+:class:`RunFolder`, the :class:`~cnnlab.engine.loop.Hooks` of ``cnnlab train`` (with the per-epoch
+table). Every file is written atomically; rank 0 alone writes.
 
 ======================  =======================================================================
 config.json             the effective configuration (written before the first step)
@@ -17,13 +19,16 @@ summary.json / .txt     best and last epoch, how the run ended, the skipped file
 from __future__ import annotations
 
 import csv
+import fcntl
 import io
+import os
 import shutil
 import tempfile
 from pathlib import Path
 
 from tqdm import tqdm
 
+from ..errors import CnnlabError
 from ..utils.io import atomic_write, write_json
 from ..weights import save_weights
 from .loop import Hooks, Trainer
@@ -136,3 +141,94 @@ class RunFolder(Hooks):
         lines.append("files: " + ", ".join(summary["files"]))
         with atomic_write(self.file("summary.txt"), "w") as fh:
             fh.write("\n".join(lines) + "\n")
+
+
+# -- claiming, locking and cleaning a run folder ---------------------------------------------------
+
+def check_run_name(name: str | None) -> None:
+    """A run name is one folder name: no separators, not ``.`` or ``..``, not hidden."""
+    if name is None:
+        return
+    if not name or name in (".", "..") or name.startswith(".") or Path(name).name != name or "\\" in name \
+            or "\0" in name:
+        raise CnnlabError(f"--name {name!r} must be a plain folder name (no '/', not '.' or '..', not starting "
+                          "with '.'); --out says where run folders go")
+
+
+def default_run_name(config) -> str:
+    kind, _, arg = str(config.data).partition(":")
+    tag = Path(arg or kind).name or "data"
+    return f"{config.model}-{tag}".replace(" ", "_")
+
+
+def claim(out: Path, name: str | None, base: str, overwrite: bool) -> Path:
+    """Create the run folder atomically (``mkdir`` of the final name): ``out/name``, or the first free
+    ``out/base``, ``out/base-2``, ...; a taken ``name`` is an error unless ``overwrite``."""
+    if out.exists() and not out.is_dir():
+        raise CnnlabError(f"--out {out} is a file; give a folder for the run folders")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CnnlabError(f"cannot create --out {out}: {exc.strerror or exc}") from None
+    if name:
+        return _claim_named(out / name, overwrite)
+    for n in range(1, 10_000):
+        path = out / (base if n == 1 else f"{base}-{n}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise CnnlabError(f"cannot create run folder {path}: {exc.strerror or exc}") from None
+    raise CnnlabError(f"{out} holds 9,999 runs named {base}-N; give --name")
+
+
+def _claim_named(path: Path, overwrite: bool) -> Path:
+    if path.exists() and overwrite:
+        fd = acquire_lock(path) if path.is_dir() else None  # never replace a run that is training now
+        trash = path.with_name(f".{path.name}.replaced-{os.getpid()}")
+        os.replace(path, trash)
+        shutil.rmtree(trash, ignore_errors=True)
+        if fd is not None:
+            os.close(fd)
+    try:
+        path.mkdir()
+    except FileExistsError:
+        raise CnnlabError(f"run folder {path} already exists; pass --overwrite to replace it, --resume {path} "
+                          "to continue it, or another --name") from None
+    except OSError as exc:
+        raise CnnlabError(f"cannot create run folder {path}: {exc.strerror or exc}") from None
+    return path
+
+
+def acquire_lock(run_dir: Path) -> int:
+    """An exclusive ``flock`` on the run folder itself for this process (see the module docstring):
+    no lock file is left behind, and the kernel releases the lock when the process dies."""
+    try:
+        fd = os.open(run_dir, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError as exc:
+        raise CnnlabError(f"cannot open run folder {run_dir}: {exc.strerror or exc}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise CnnlabError(f"run {run_dir} is being trained by another process; wait for it to end "
+                          "(or stop it) before resuming or replacing it") from None
+    return fd
+
+
+def remove_stale_temporaries(run_dir: Path) -> list[Path]:
+    """Delete the temporary files that killed writes left (``.state.*.pt``, ``.metrics.csv.*.tmp``, ...)."""
+    removed = []
+    for folder in (run_dir, run_dir / "tensorboard"):
+        if not folder.is_dir():
+            continue
+        for p in folder.iterdir():
+            if p.name.startswith("."):
+                if p.is_dir():
+                    shutil.rmtree(p, ignore_errors=True)
+                else:
+                    p.unlink(missing_ok=True)
+                removed.append(p)
+    return removed

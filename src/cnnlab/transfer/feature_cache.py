@@ -26,7 +26,6 @@ import fcntl
 import hashlib
 import json
 import os
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -196,10 +195,10 @@ def cache_features(model: torch.nn.Module, plans: dict[str, ExtractPlan], spec: 
         _remove_leftovers(entry)
         start = time.perf_counter()
         key = spec.key()
+        job = Extraction(entry, key, batch_size, workers, shard_rows, device or torch.device("cpu"))
         splits, reused = {}, 0
         for split, plan in plans.items():
-            splits[split], r = _extract_split(model, split, plan, entry, key, batch_size, workers, shard_rows,
-                                              device or torch.device("cpu"))
+            splits[split], r = _extract_split(model, split, plan, job)
             reused += r
         manifest = {"format": FORMAT, "key": key, "model": spec.model, "weights_hash": spec.weights_hash,
                     "classes": spec.classes, "preprocessing": spec.preprocessing, "splits": splits,
@@ -216,10 +215,22 @@ def _checked(cache: FeatureCache, spec: CacheSpec) -> FeatureCache:
     return cache
 
 
-def _extract_split(model, split: str, plan: ExtractPlan, entry: Path, key: str, batch_size: int, workers: int,
-                   shard_rows: int, device) -> tuple[dict, int]:
+@dataclass
+class Extraction:
+    """Where and how one extraction writes: the entry folder, the key, the batch and shard sizes."""
+
+    entry: Path
+    key: str
+    batch_size: int
+    workers: int
+    shard_rows: int
+    device: torch.device
+
+
+def _extract_split(model, split: str, plan: ExtractPlan, job: Extraction) -> tuple[dict, int]:
     from ..engine.loading import SeededSamples
 
+    entry, key, shard_rows = job.entry, job.key, job.shard_rows
     data = copy.copy(plan.dataset)
     data.transform = plan.transform
     n = len(data)
@@ -234,8 +245,7 @@ def _extract_split(model, split: str, plan: ExtractPlan, entry: Path, key: str, 
             reused += 1
             continue
         # key epoch * n + i of SeededSamples = copy ``epoch`` of image ``i`` (seeded per batch)
-        feats, labels = _run_backbone(model, Subset(seeded, range(first, first + count)), batch_size, workers,
-                                      device)
+        feats, labels = _run_backbone(model, Subset(seeded, range(first, first + count)), job)
         dim = feats.shape[1]
         _write_shard(entry / name, feats, labels, {"key": key, "split": split, "shard": str(s),
                                                          "first_row": str(first)})
@@ -245,12 +255,12 @@ def _extract_split(model, split: str, plan: ExtractPlan, entry: Path, key: str, 
 
 
 @torch.no_grad()
-def _run_backbone(model, subset, batch_size: int, workers: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+def _run_backbone(model, subset, job: Extraction) -> tuple[torch.Tensor, torch.Tensor]:
     from ..data import make_loader
 
-    was_training = model.training
+    was_training, device = model.training, job.device
     model.eval()
-    loader = make_loader(subset, batch_size=batch_size, shuffle=False, workers=workers, device=device.type)
+    loader = make_loader(subset, batch_size=job.batch_size, shuffle=False, workers=job.workers, device=device.type)
     feats, labels = [], []
     for x, y in loader:
         feats.append(model.forward_head(model.forward_features(x.to(device)), pre_logits=True).float().cpu())
@@ -286,84 +296,3 @@ def _shard_dim(path: Path) -> int:
 
     with safe_open(str(path), framework="pt") as fh:
         return int(fh.get_slice("features").get_shape()[1])
-
-
-# -- ls / rm ----------------------------------------------------------------------------------------
-
-ENTRY_NAME = re.compile(r"^[A-Za-z0-9_.]+-[0-9a-f]{16}$")
-OWN_FILE = re.compile(r"^((train|val)-\d{5}\.safetensors|manifest\.json|\.lock|\..+)$")
-
-
-@dataclass
-class CacheListing:
-    name: str
-    path: Path
-    complete: bool
-    bytes: int
-    manifest: dict
-
-
-def _is_entry(folder: Path) -> tuple[bool, dict]:
-    """(whether ``folder`` is provably a cache entry, its manifest): a manifest of this format, or an
-    entry-shaped name holding nothing but this cache's own files (an interrupted extraction)."""
-    try:
-        manifest = json.loads((folder / MANIFEST).read_text())
-    except (OSError, ValueError):
-        manifest = None
-    if isinstance(manifest, dict) and manifest.get("format") == FORMAT:
-        return True, manifest
-    try:
-        names = [f.name for f in folder.iterdir()]
-    except OSError:
-        return False, {}
-    own = ENTRY_NAME.match(folder.name) is not None and all(OWN_FILE.match(n) for n in names)
-    return own and manifest is None, {}
-
-
-def list_caches(cache_dir: str | os.PathLike | None = None) -> list[CacheListing]:
-    """Every entry under ``cache_dir`` (complete or not), sorted by name; other folders are not listed."""
-    root = Path(cache_dir or default_cache_dir())
-    if not root.is_dir():
-        return []
-    out = []
-    for entry in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        ours, manifest = _is_entry(entry)
-        if ours:
-            size = sum(f.stat().st_size for f in entry.iterdir() if f.is_file())
-            out.append(CacheListing(entry.name, entry, bool(manifest), size, manifest))
-    return out
-
-
-def foreign_folders(cache_dir: str | os.PathLike | None = None) -> list[Path]:
-    """Folders under ``cache_dir`` that are not cache entries (never listed, never removed)."""
-    root = Path(cache_dir or default_cache_dir())
-    if not root.is_dir():
-        return []
-    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and not _is_entry(p)[0])
-
-
-def remove_caches(names: list[str] | None = None, cache_dir: str | os.PathLike | None = None) -> list[Path]:
-    """Remove the named entries (all when ``names`` is empty). Only what is provably an entry is
-    touched, and only its own files: the manifest first (an entry half-removed by a kill is merely
-    incomplete), then the shards, then the folder if nothing else is in it."""
-    root = Path(cache_dir or default_cache_dir())
-    entries = list_caches(root)
-    if names:
-        known = {e.name: e for e in entries}
-        unknown = [n for n in names if n not in known]
-        if unknown:
-            what = "is not a feature cache entry" if (root / unknown[0]).exists() else "does not exist"
-            raise CnnlabError(f"{root / unknown[0]} {what}; `cnnlab cache ls` lists the caches")
-        entries = [known[n] for n in names]
-    removed = []
-    for e in entries:
-        (e.path / MANIFEST).unlink(missing_ok=True)
-        for f in e.path.iterdir():
-            if f.is_file() and OWN_FILE.match(f.name):
-                f.unlink(missing_ok=True)
-        try:
-            e.path.rmdir()
-        except OSError:  # something else was put in it: leave it
-            continue
-        removed.append(e.path)
-    return removed

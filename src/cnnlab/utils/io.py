@@ -104,31 +104,11 @@ def _temporary(target: Path, prefix: str, suffix: str) -> tuple[int, str]:
 
 
 @contextlib.contextmanager
-def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO[Any]]:
-    """Open a temporary file beside ``path``; on success it replaces ``path`` atomically."""
-    target = Path(path)
-    fd, tmp = _temporary(target, f".{target.name}.", ".tmp")
-    try:
-        with os.fdopen(fd, mode) as fh:
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, _umask_mode())
-        os.replace(tmp, target)
-        _fsync_dir(target.parent)
-    except BaseException as exc:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        if _is_io_failure(exc):
-            raise _write_error(target, exc) from None
-        raise
-
-
-@contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path for libraries that insist on writing by file name themselves."""
+    """Yield a temporary path beside ``path`` for a writer that insists on a file name; when the block
+    succeeds the file is fsynced and replaces ``path`` atomically, else it is removed."""
     target = Path(path)
-    fd, tmp = _temporary(target, f".{target.stem}.", target.suffix)
+    fd, tmp = _temporary(target, f".{target.stem}.", target.suffix or ".tmp")
     os.close(fd)
     try:
         yield Path(tmp)
@@ -143,6 +123,14 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         if _is_io_failure(exc):
             raise _write_error(target, exc) from None
         raise
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO[Any]]:
+    """Open a temporary file beside ``path``; on success it replaces ``path`` atomically."""
+    with atomic_path(path) as tmp, open(tmp, mode) as fh:
+        yield fh
+        fh.flush()
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:

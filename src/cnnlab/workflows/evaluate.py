@@ -27,18 +27,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from torch import nn
 
 from ..config import build_config, check_choice, check_number, document
 from ..data.tta import TestTimeViews, check_mode
 from ..engine.ensemble import COMBINES, Pass, Score, score_views
 from ..errors import CnnlabError
-from ..registry import get_entry
 from ..utils.io import atomic_write, check_output_file
 from ..utils.log import notice
 from ..utils.threads import model_macs, set_threads
+from .members import (
+    Member,
+    as_member,
+    check_same_outputs,
+    class_index,
+    load_member,
+    parse_member,
+    untrained_member,
+)
 from .run import resolve_device
-from .trained import load_trained
 
 SPLIT_KEYS = ("val_split", "seed", "split_file")
 __all__ = ["EvaluateConfig", "EvaluationResult", "Member", "Score", "evaluate", "load_member", "parse_member"]
@@ -75,20 +81,6 @@ class EvaluateConfig:
 
 
 @dataclass
-class Member:
-    """One model to evaluate. ``transform``: its single-view evaluation transform (default: its
-    preprocessing's, ``eval_transform(model.default_cfg)``); ``classes``: the names of its outputs
-    (default: the dataset's); ``run``: its run folder's config.json."""
-
-    model: nn.Module
-    transform: object = None
-    classes: list[str] | None = None
-    label: str = "model"
-    run: dict | None = None
-    in_chans: int | None = None
-
-
-@dataclass
 class EvaluationResult:
     data: str
     count: int
@@ -121,54 +113,6 @@ class EvaluationResult:
         return "\n".join(lines)
 
 
-# -- members ----------------------------------------------------------------------------------------
-
-def parse_member(spec: str) -> tuple[str, str | None]:
-    """``"MODEL[:WEIGHTS]"`` -> (model name, weights or None); the model name is checked."""
-    if not isinstance(spec, str):
-        raise CnnlabError(f"a member is MODEL[:WEIGHTS], a Member or a model, got {type(spec).__name__}")
-    name, sep, weights = spec.partition(":")
-    get_entry(name)
-    if sep and not weights:
-        raise CnnlabError(f"{spec!r} names no weights after ':'; write MODEL:RUN_FOLDER, MODEL:FILE or MODEL")
-    return name, weights or None
-
-
-def load_member(spec: str) -> Member | str:
-    """A trained :class:`Member` from ``MODEL:WEIGHTS``; an untrained one is built once the data is
-    known, so this returns the bare model name for ``MODEL``."""
-    name, weights = parse_member(spec)
-    if weights is None:
-        return name
-    t = load_trained(name, weights)
-    named = getattr(t.model, "class_names", None)  # names recorded with the weights, else matched by index
-    return Member(t.model, t.transform(), list(named) if named else None, spec, t.run, t.in_chans)
-
-
-def _untrained(name: str, splits, in_chans: int) -> Member:
-    from ..models.base import DataConfig
-
-    notice(f"{name}: no weights given, so an untrained network is evaluated")
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        t = load_trained(name, num_classes=len(splits.classes), in_chans=in_chans, quiet=True)
-    cfg = t.preprocessing
-    size = splits.input_size[-1] if splits.input_size else cfg.input_size[-1]
-    pre = DataConfig((in_chans, size, size), tuple(splits.mean), tuple(splits.std), cfg.interpolation, 1.0)
-    from ..data.transforms import eval_transform
-
-    return Member(t.model, eval_transform(pre), list(splits.classes), name, None, in_chans)
-
-
-def _as_member(item) -> Member | str:
-    if isinstance(item, Member):
-        return item
-    if isinstance(item, nn.Module):
-        t = load_trained(item)
-        return Member(t.model, t.transform(), None, t.name)
-    return load_member(item)
-
-
 # -- the workflow -----------------------------------------------------------------------------------
 
 def evaluate(models, data=None, config: EvaluateConfig | dict | None = None, **overrides) -> EvaluationResult:
@@ -185,37 +129,42 @@ def evaluate(models, data=None, config: EvaluateConfig | dict | None = None, **o
     items = list(models) if isinstance(models, list | tuple) else [models]
     if not items:
         raise CnnlabError("no model to evaluate; give MODEL[:WEIGHTS] (one or more)")
-    loaded = [_as_member(m) for m in items]
+    loaded = [as_member(m) for m in items]
     member_weights = _normalise_weights(config.member_weights, len(loaded))
     splits, spec = _data_for(data, loaded, config)
-    members = [m if isinstance(m, Member) else _untrained(m, splits, len(splits.mean)) for m in loaded]
-    index = _class_index(members[0], splits.classes)
-    _check_same_outputs(members, [_class_index(m, splits.classes) for m in members])
-    pipelines, which = _pipelines(members, config.tta, config.scales)
-    dataset = copy.copy(splits.val)
-    dataset.transform = _Views(pipelines)
-    if hasattr(dataset, "on_bad"):
-        dataset.on_bad = "drop"  # an unreadable file is left out, not replaced by (and counted as) the next
-    keep = config.keep_probs or bool(config.misclassified)
-    macs = sum(model_macs(m.model, (len(splits.mean), pipelines[w].size, pipelines[w].size)) or 0
-               for m, w in zip(members, which))
-    set_threads(config.batch_size * max(p.num_views for p in pipelines) * macs or None)
-    tallies = score_views([m.model for m in members], which, index, dataset, member_weights, config.combine,
-                          Pass(config.batch_size, device, config.workers, keep))
-    described = [pipelines[w].describe() for w in which]
-    lines = [t.score(m.label, d, pipelines[w].num_views, splits.classes)
-             for t, m, d, w in zip(tallies, members, described, which)]
-    ensemble = None
-    if len(members) > 1:
-        tta_text = described[0] if len(set(described)) == 1 else f"{config.tta} (each member's views as above)"
-        ensemble = tallies[-1].score(f"ensemble of {len(members)}", tta_text,
-                                     sum(pipelines[w].num_views for w in which), splits.classes)
+    members = [m if isinstance(m, Member) else untrained_member(m, splits, len(splits.mean)) for m in loaded]
+    lines, ensemble = _score(members, splits, member_weights, config, device)
     files = [s[0] for s in getattr(splits.val, "samples", [])]
     result = EvaluationResult(spec, lines[0].count, list(splits.classes), config.tta, config.combine,
                               member_weights, lines, ensemble, time.perf_counter() - started, files)
     if config.misclassified:
         write_misclassified(result, config.misclassified)
     return result
+
+
+def _score(members: list[Member], splits, member_weights: list[float], config: EvaluateConfig, device):
+    """(a Score per member, the ensemble's Score or None): one pass over the validation views."""
+    index = class_index(members[0], splits.classes)
+    check_same_outputs(members, [class_index(m, splits.classes) for m in members])
+    pipelines, which = _pipelines(members, config.tta, config.scales)
+    dataset = copy.copy(splits.val)
+    dataset.transform = _Views(pipelines)
+    if hasattr(dataset, "on_bad"):
+        dataset.on_bad = "drop"  # an unreadable file is left out, not replaced by (and counted as) the next
+    macs = sum(model_macs(m.model, (len(splits.mean), pipelines[w].size, pipelines[w].size)) or 0
+               for m, w in zip(members, which))
+    set_threads(config.batch_size * max(p.num_views for p in pipelines) * macs or None)
+    keep = config.keep_probs or bool(config.misclassified)
+    tallies = score_views([m.model for m in members], which, index, dataset, member_weights, config.combine,
+                          Pass(config.batch_size, device, config.workers, keep))
+    described = [pipelines[w].describe() for w in which]
+    lines = [t.score(m.label, d, pipelines[w].num_views, splits.classes)
+             for t, m, d, w in zip(tallies, members, described, which)]
+    if len(members) == 1:
+        return lines, None
+    tta_text = described[0] if len(set(described)) == 1 else f"{config.tta} (each member's views as above)"
+    return lines, tallies[-1].score(f"ensemble of {len(members)}", tta_text,
+                                    sum(pipelines[w].num_views for w in which), splits.classes)
 
 
 def _renamed(overrides: dict) -> dict:
@@ -286,31 +235,6 @@ def _open(spec: str, options: dict, in_chans: int | None):
     if in_chans is None and native and native[0] != 3:
         splits = open_dataset(spec, in_chans=native[0], **options)
     return splits
-
-
-def _class_index(member: Member, classes: list[str]) -> torch.Tensor:
-    """For each dataset class, the member's output index of that class."""
-    own = member.classes
-    if own is None or list(own) == list(classes):
-        n = len(classes)
-        outputs = getattr(member.model, "num_classes", n)
-        if own is None and isinstance(outputs, int) and 0 < outputs < n:
-            raise CnnlabError(f"{member.label} has {outputs} outputs but the data has {n} classes; evaluate it on "
-                              "data with its classes")
-        return torch.arange(n)
-    missing = [c for c in classes if c not in own]
-    if missing:
-        shown = ", ".join(missing[:3]) + (" ..." if len(missing) > 3 else "")
-        raise CnnlabError(f"{member.label} was trained on other classes than the data's ({len(own)} classes; the "
-                          f"data's {shown} not among them); evaluate it on data with its classes")
-    return torch.tensor([own.index(c) for c in classes])
-
-
-def _check_same_outputs(members: list[Member], index: list[torch.Tensor]) -> None:
-    outputs = {(tuple(m.classes) if m.classes else None, tuple(i.tolist())) for m, i in zip(members, index)}
-    if len(outputs) > 1:
-        raise CnnlabError("the ensemble's models have different classes (names or order); "
-                          "evaluate them separately or retrain them on the same data")
 
 
 class _Views:

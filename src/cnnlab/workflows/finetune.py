@@ -120,27 +120,39 @@ def finetune(config: FinetuneConfig | dict | None = None, *, explicit: set[str] 
              **overrides) -> TrainResult:
     """Fine-tune as configured (see the module docstring); ``overrides`` are FinetuneConfig fields.
     ``explicit``: the keys the user set (for the resume check, as in ``train``)."""
-    config = build_config(FinetuneConfig, config, overrides)
-    state = None
-    if config.resume:
-        config, state = R.resume_config(config, explicit)
-    if not config.data:
-        raise CnnlabError("--data is required: an image folder (class subfolders), a .csv list or cifar10:DIR ...")
-    config.check()
-    device = R.resolve_device(config.device)
-    info = D.setup(device.type)
-    ctx = RunContext(config, info, R.rank_device(device, info), state)
-    try:
-        if ctx.resumed and R.is_complete(config, state):
-            return R.complete_result(ctx, "finetune")
-        result = _finetune(ctx)
-        D.barrier(info)  # leave together (see workflows.train)
-        return result
-    finally:
-        D.teardown()
+    return R.run_session(build_config(FinetuneConfig, config, overrides), explicit, "finetune", _finetune)
 
 
 def _finetune(ctx: RunContext) -> TrainResult:
+    splits, model, ckpt = _prepared(ctx)
+    config = ctx.config
+    pre = preprocessing(config, model, len(splits.mean))
+    eval_tf, train_tf = _transforms(config, pre)
+    macs = model_macs(model, pre.input_size) or 0
+    set_threads((1 if config.cache else 3) * config.batch_size * macs or None)  # extraction is forward only
+    R.claim_or_lock(ctx)
+    with R.guarded(ctx):
+        if ctx.info.is_main:
+            _print_header(config, model, ctx.run_dir, splits)
+        meta = weights_metadata(splits.classes, pre, data=config.data, weights=ckpt.source)
+        folder = RunFolder(ctx.run_dir, meta, quiet=not ctx.info.is_main, clock=ctx.elapsed, model=model)
+        if config.cache:
+            trainer, cache = _cached_trainer(ctx, model, splits, (eval_tf, train_tf, pre), folder)
+        else:
+            splits.train.transform, splits.val.transform = train_tf, eval_tf
+            trainer, cache = _trainer(ctx, model, splits, folder), None
+        R.start(ctx, trainer)
+        if ctx.info.is_main:
+            write_json(ctx.run_dir / "transfer.json", _transfer_record(config, model, cache))
+        D.barrier(ctx.info)
+        splits.report.attach_log(ctx.run_dir / SKIPPED_LOG, write_existing=ctx.info.is_main)
+        fit = R.fit_or_explain(trainer, folder, ctx)
+        return R.finish(ctx, trainer, folder, splits, fit, "finetune")
+
+
+def _prepared(ctx: RunContext):
+    """(splits, the model with the weights loaded, a new head and the frozen part, the checkpoint);
+    ``ctx.config`` gets the weights' channels and the regime's values."""
     entry = get_entry(ctx.config.model)
     ckpt = read_weights(ctx.config.weights, entry)  # read once: it says the channels and preprocessing
     info = describe_weights(ckpt, entry)
@@ -155,33 +167,16 @@ def _finetune(ctx: RunContext) -> TrainResult:
         model.default_cfg = info.preprocessing  # the weights' own size, mean/std, interpolation, crop
     T.replace_head(model, len(splits.classes))
     T.freeze_stages(model, config.freeze)
-    pre = preprocessing(config, model, in_chans)
-    eval_tf, train_tf = _transforms(config, pre)
-    macs = model_macs(model, pre.input_size) or 0
-    set_threads((1 if config.cache else 3) * config.batch_size * macs or None)  # extraction is forward only
-    R.claim_or_lock(ctx)
-    with R.guarded(ctx):
-        if ctx.info.is_main:
-            _print_header(config, model, ctx.run_dir, splits)
-        meta = weights_metadata(splits.classes, pre, data=config.data, weights=ckpt.source)
-        folder = RunFolder(ctx.run_dir, meta, quiet=not ctx.info.is_main, clock=ctx.elapsed, model=model)
-        if config.cache:
-            trainer, cache = _cached_trainer(ctx, model, splits, (eval_tf, train_tf, pre), folder)
-        else:
-            splits.train.transform, splits.val.transform = train_tf, eval_tf
-            groups = T.transfer_param_groups(model, config.lr, config.backbone_lr_mult, config.weight_decay,
-                                             config.wd_exclude_norm_bias)
-            trainer = Trainer(model, splits.train, splits.val, config, num_classes=len(splits.classes),
-                              hooks=folder, param_groups=groups, info=ctx.info, device=ctx.device,
-                              set_train_mode=T.train_mode_hook(model, config.frozen_bn))
-            cache = None
-        R.start(ctx, trainer)
-        if ctx.info.is_main:
-            write_json(ctx.run_dir / "transfer.json", _transfer_record(config, model, cache))
-        D.barrier(ctx.info)
-        splits.report.attach_log(ctx.run_dir / SKIPPED_LOG, write_existing=ctx.info.is_main)
-        fit = R.fit_or_explain(trainer, folder, ctx)
-        return R.finish(ctx, trainer, folder, splits, fit, "finetune")
+    return splits, model, ckpt
+
+
+def _trainer(ctx: RunContext, model, splits, folder) -> Trainer:
+    """The trainer of the whole model: discriminative learning rates, frozen BatchNorm kept in eval."""
+    c = ctx.config
+    groups = T.transfer_param_groups(model, c.lr, c.backbone_lr_mult, c.weight_decay, c.wd_exclude_norm_bias)
+    return Trainer(model, splits.train, splits.val, c, num_classes=len(splits.classes), hooks=folder,
+                   param_groups=groups, info=ctx.info, device=ctx.device,
+                   set_train_mode=T.train_mode_hook(model, c.frozen_bn))
 
 
 def preprocessing(config: FinetuneConfig, model, in_chans: int):

@@ -21,11 +21,10 @@ from pathlib import Path
 import torch
 
 from ..errors import CnnlabError
-from ..registry import list_models
 from ..utils.io import atomic_write
 from ..utils.threads import model_macs, set_threads
 from .run import resolve_device
-from .trained import Trained, load_trained
+from .trained import Trained, load_trained, model_and_weights
 
 BATCH = 16  # images per forward pass
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
@@ -57,14 +56,6 @@ def predict(model, images, weights=None, topk: int = 5, device: str = "cpu") -> 
     dev = resolve_device(device)
     trained = load_trained(*model_and_weights(model, weights))
     return classify(trained, expand_images(images), topk, dev)
-
-
-def model_and_weights(model, weights):
-    """(model name or module or None, weights): a run folder or checkpoint given as the model is the
-    weights (its model is read from it)."""
-    if isinstance(model, str) and model not in list_models() and weights is None and Path(model).exists():
-        return None, model
-    return model, weights
 
 
 def expand_images(images) -> list:

@@ -20,7 +20,6 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import random
@@ -34,7 +33,8 @@ import torch
 
 from ..config import apply_overrides
 from ..engine import distributed as D
-from ..engine.runfolder import SKIPPED_LOG
+from ..engine import runfolder as F
+from ..engine.runfolder import SKIPPED_LOG, check_run_name  # noqa: F401  (check_run_name: the configs' check)
 from ..engine.state import STATE_FILE, load_state
 from ..errors import CheckpointError, CnnlabError
 from ..utils.io import write_json
@@ -79,20 +79,30 @@ class RunContext:
         return before + time.perf_counter() - self.started
 
 
+def run_session(config, explicit: set[str] | None, command: str, body) -> TrainResult:
+    """The frame of every training workflow: resume (when asked), check the configuration, join the
+    process group (torchrun), run ``body(ctx)`` (nothing when a resumed run is complete), leave together."""
+    state = None
+    if config.resume:
+        config, state = resume_config(config, explicit)
+    config.check()
+    device = resolve_device(config.device)
+    info = D.setup(device.type)
+    ctx = RunContext(config, info, rank_device(device, info), state)
+    try:
+        if ctx.resumed and is_complete(config, state):
+            return complete_result(ctx, command)
+        result = body(ctx)
+        D.barrier(info)  # leave together: a rank that tears gloo down while rank 0 still writes can abort
+        return result
+    finally:
+        D.teardown()
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def check_run_name(name: str | None) -> None:
-    """A run name is one folder name: no separators, not ``.`` or ``..``, not hidden."""
-    if name is None:
-        return
-    if not name or name in (".", "..") or name.startswith(".") or Path(name).name != name or "\\" in name \
-            or "\0" in name:
-        raise CnnlabError(f"--name {name!r} must be a plain folder name (no '/', not '.' or '..', not starting "
-                          "with '.'); --out says where run folders go")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -109,21 +119,13 @@ def rank_device(device: torch.device, info: D.DistInfo) -> torch.device:
     return torch.device("cuda", info.local_rank) if device.type == "cuda" else device
 
 
-# -- the run folder ---------------------------------------------------------------------------------
-
-def default_run_name(config) -> str:
-    kind, _, arg = str(config.data).partition(":")
-    tag = Path(arg or kind).name or "data"
-    return f"{config.model}-{tag}".replace(" ", "_")
-
-
 def claim_run_dir(ctx: RunContext) -> Path:
-    """Rank 0 claims the run folder (see the module docstring); every rank gets its path."""
+    """Rank 0 claims the run folder (:func:`cnnlab.engine.runfolder.claim`); every rank gets its path."""
     result = None
     if ctx.info.is_main:
         try:
-            result = str(_claim(Path(ctx.config.out), ctx.config.name, default_run_name(ctx.config),
-                                ctx.config.overwrite))
+            result = str(F.claim(Path(ctx.config.out), ctx.config.name, F.default_run_name(ctx.config),
+                                 ctx.config.overwrite))
         except CnnlabError as exc:
             result = exc
     result = D.broadcast_object(result, ctx.info)
@@ -131,85 +133,14 @@ def claim_run_dir(ctx: RunContext) -> Path:
         raise CnnlabError(str(result))
     ctx.run_dir, ctx.created = Path(result), ctx.info.is_main
     if ctx.info.is_main:
-        ctx.lock = acquire_lock(ctx.run_dir)
+        ctx.lock = F.acquire_lock(ctx.run_dir)
     return ctx.run_dir
-
-
-def _claim(out: Path, name: str | None, base: str, overwrite: bool) -> Path:
-    if out.exists() and not out.is_dir():
-        raise CnnlabError(f"--out {out} is a file; give a folder for the run folders")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise CnnlabError(f"cannot create --out {out}: {exc.strerror or exc}") from None
-    if name:
-        return _claim_named(out / name, overwrite)
-    for n in range(1, 10_000):
-        path = out / (base if n == 1 else f"{base}-{n}")
-        try:
-            path.mkdir()
-            return path
-        except FileExistsError:
-            continue
-        except OSError as exc:
-            raise CnnlabError(f"cannot create run folder {path}: {exc.strerror or exc}") from None
-    raise CnnlabError(f"{out} holds 9,999 runs named {base}-N; give --name")
-
-
-def _claim_named(path: Path, overwrite: bool) -> Path:
-    if path.exists() and overwrite:
-        fd = acquire_lock(path) if path.is_dir() else None  # never replace a run that is training now
-        trash = path.with_name(f".{path.name}.replaced-{os.getpid()}")
-        os.replace(path, trash)
-        shutil.rmtree(trash, ignore_errors=True)
-        if fd is not None:
-            os.close(fd)
-    try:
-        path.mkdir()
-    except FileExistsError:
-        raise CnnlabError(f"run folder {path} already exists; pass --overwrite to replace it, --resume {path} "
-                          "to continue it, or another --name") from None
-    except OSError as exc:
-        raise CnnlabError(f"cannot create run folder {path}: {exc.strerror or exc}") from None
-    return path
-
-
-def acquire_lock(run_dir: Path) -> int:
-    """An exclusive ``flock`` on the run folder itself for this process (see the module docstring):
-    no lock file is left behind, and the kernel releases the lock when the process dies."""
-    try:
-        fd = os.open(run_dir, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError as exc:
-        raise CnnlabError(f"cannot open run folder {run_dir}: {exc.strerror or exc}") from None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise CnnlabError(f"run {run_dir} is being trained by another process; wait for it to end "
-                          "(or stop it) before resuming or replacing it") from None
-    return fd
 
 
 def release(ctx: RunContext) -> None:
     if ctx.lock is not None:
         os.close(ctx.lock)
         ctx.lock = None
-
-
-def remove_stale_temporaries(run_dir: Path) -> list[Path]:
-    """Delete the temporary files that killed writes left (``.state.*.pt``, ``.metrics.csv.*.tmp``, ...)."""
-    removed = []
-    for folder in (run_dir, run_dir / "tensorboard"):
-        if not folder.is_dir():
-            continue
-        for p in folder.iterdir():
-            if p.name.startswith("."):
-                if p.is_dir():
-                    shutil.rmtree(p, ignore_errors=True)
-                else:
-                    p.unlink(missing_ok=True)
-                removed.append(p)
-    return removed
 
 
 @contextlib.contextmanager
@@ -233,8 +164,8 @@ def claim_or_lock(ctx: RunContext) -> None:
         return
     ctx.run_dir = Path(ctx.config.resume)
     if ctx.info.is_main:
-        ctx.lock = acquire_lock(ctx.run_dir)
-        remove_stale_temporaries(ctx.run_dir)
+        ctx.lock = F.acquire_lock(ctx.run_dir)
+        F.remove_stale_temporaries(ctx.run_dir)
 
 
 def start(ctx: RunContext, trainer) -> None:

@@ -86,22 +86,7 @@ def train(config: TrainConfig | dict | None = None, *, explicit: set[str] | None
     """Train as configured (see the module docstring); ``overrides`` are TrainConfig fields.
     ``explicit``: the keys the user set (for the resume check; default: every key that differs from
     the default)."""
-    config = build_config(TrainConfig, config, overrides)
-    state = None
-    if config.resume:
-        config, state = R.resume_config(config, explicit)
-    config.check()
-    device = R.resolve_device(config.device)
-    info = D.setup(device.type)
-    ctx = RunContext(config, info, R.rank_device(device, info), state)
-    try:
-        if ctx.resumed and R.is_complete(config, state):
-            return R.complete_result(ctx, "train")
-        result = _train(ctx)
-        D.barrier(info)  # leave together: a rank that tears gloo down while rank 0 still writes can abort
-        return result
-    finally:
-        D.teardown()
+    return R.run_session(build_config(TrainConfig, config, overrides), explicit, "train", _train)
 
 
 def _train(ctx: RunContext) -> TrainResult:

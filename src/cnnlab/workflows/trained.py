@@ -23,7 +23,7 @@ from torch import nn
 
 from ..errors import CheckpointError, CnnlabError
 from ..models.base import DataConfig
-from ..registry import create_model, get_entry
+from ..registry import create_model, get_entry, list_models
 from ..utils.log import notice
 from ..weights import default_class_names
 
@@ -85,6 +85,14 @@ def _describe(weights) -> str | None:
     if weights is None:
         return None
     return os.fspath(weights) if isinstance(weights, str | os.PathLike) else "state_dict"
+
+
+def model_and_weights(model, weights):
+    """(model name or module or None, weights): a run folder or checkpoint given as the model is the
+    weights (its model is read from it)."""
+    if isinstance(model, str) and model not in list_models() and weights is None and Path(model).exists():
+        return None, model
+    return model, weights
 
 
 def model_of(weights) -> str:

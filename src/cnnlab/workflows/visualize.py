@@ -30,8 +30,7 @@ from ..viz import deconvnet as deconv_lib
 from ..viz import features as features_lib
 from ..viz import filters as filters_lib
 from ..viz.common import model_label, to_display
-from .predict import model_and_weights
-from .trained import load_trained
+from .trained import load_trained, model_and_weights
 
 METHODS = ("gradcam", "cam")
 
