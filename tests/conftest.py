@@ -5,6 +5,12 @@ import os
 # is imported so that subprocesses inherit it too.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
+# Caches (splits, statistics, features, weights) of the tests go to a folder of their own, never the
+# user's ~/.cache/cnnlab; tests that look at a cache set their own folder on top of this.
+if "CNNLAB_CACHE" not in os.environ:
+    import tempfile
+
+    os.environ["CNNLAB_CACHE"] = tempfile.mkdtemp(prefix="cnnlab-tests-cache-")
 
 import pytest  # noqa: E402
 import torch  # noqa: E402

@@ -61,6 +61,7 @@ def load_trained(model=None, weights=None, *, num_classes: int | None = None, in
     ``in_chans``: force them (default: the weights'). ``quiet``: no notice for an untrained network."""
     if isinstance(model, nn.Module):
         return _from_module(model)
+    model, weights = model_and_weights(model, weights)
     if model is None:
         model = model_of(weights)
     if not isinstance(model, str):
@@ -90,8 +91,9 @@ def _describe(weights) -> str | None:
 def model_and_weights(model, weights):
     """(model name or module or None, weights): a run folder or checkpoint given as the model is the
     weights (its model is read from it)."""
-    if isinstance(model, str) and model not in list_models() and weights is None and Path(model).exists():
-        return None, model
+    if isinstance(model, os.PathLike) or (isinstance(model, str) and model not in list_models()
+                                          and weights is None and Path(model).exists()):
+        return None, os.fspath(model)
     return model, weights
 
 
