@@ -38,6 +38,7 @@ from ..registry import get_entry
 from ..utils.io import write_json
 from ..weights import load_weights, weights_metadata
 from . import run as R
+from .lr_find import auto_lr
 from .run import RunContext, TrainResult
 from .train import TrainConfig
 from .train_setup import build_model, check_input_size, open_data
@@ -76,7 +77,7 @@ class FinetuneConfig(TrainConfig):
     cache_augment: int = 0  # augmented copies per training image in the cache (0: un-augmented)
     cache_shard_rows: int = 2048  # feature rows per cache shard file
     epochs: int | None = None
-    lr: float | None = None
+    lr: float | str | None = None
 
     def check(self) -> None:
         """The transfer settings, then train's checks on the regime's values (epochs, lr)."""
@@ -139,19 +140,10 @@ def finetune(config: FinetuneConfig | dict | None = None, *, explicit: set[str] 
 
 def _finetune(ctx: RunContext) -> TrainResult:
     splits, in_chans = open_data(ctx.config)
-    if len(splits.classes) < 2:
-        raise CnnlabError(f"{ctx.config.data} has {len(splits.classes)} class ({', '.join(splits.classes)}); "
-                          "fine-tuning a classifier needs at least 2 class folders")
-    R.seed_everything(ctx.config.seed)  # the new head's initialisation
-    model = build_model(ctx.config, splits, in_chans)
-    ctx.config = config = resolve(ctx.config, model)
-    ckpt = load_weights(model, config.weights, entry=get_entry(config.model))
-    T.replace_head(model, len(splits.classes))
-    T.freeze_stages(model, config.freeze)
-    pre = preprocessing(config, model, in_chans)
-    eval_tf, train_tf = _transforms(config, pre)
+    ctx.config, model, ckpt, pre, (eval_tf, train_tf) = prepare(ctx.config, splits, in_chans)
     R.claim_or_lock(ctx)
     with R.guarded(ctx):
+        config = ctx.config = auto_lr(ctx, model, splits.train, train_tf)  # --lr auto (see workflows.lr_find)
         if ctx.info.is_main:
             _print_header(config, model, ctx.run_dir, splits)
         meta = weights_metadata(splits.classes, pre, data=config.data, weights=ckpt.source)
@@ -173,6 +165,23 @@ def _finetune(ctx: RunContext) -> TrainResult:
         splits.report.attach_log(ctx.run_dir / SKIPPED_LOG, write_existing=ctx.info.is_main)
         fit = R.fit_or_explain(trainer, folder, ctx)
         return R.finish(ctx, trainer, folder, splits, fit, "finetune")
+
+
+def prepare(config: FinetuneConfig, splits, in_chans: int):
+    """(resolved config, model with the weights, a new head and the frozen stages, the weights'
+    checkpoint, the preprocessing, (eval transform, train transform)): what a run and ``lr_find``
+    start from."""
+    if len(splits.classes) < 2:
+        raise CnnlabError(f"{config.data} has {len(splits.classes)} class ({', '.join(splits.classes)}); "
+                          "fine-tuning a classifier needs at least 2 class folders")
+    R.seed_everything(config.seed)  # the new head's initialisation
+    model = build_model(config, splits, in_chans)
+    config = resolve(config, model)
+    ckpt = load_weights(model, config.weights, entry=get_entry(config.model))
+    T.replace_head(model, len(splits.classes))
+    T.freeze_stages(model, config.freeze)
+    pre = preprocessing(config, model, in_chans)
+    return config, model, ckpt, pre, _transforms(config, pre)
 
 
 def preprocessing(config: FinetuneConfig, model, in_chans: int):
