@@ -39,6 +39,9 @@ _WORKFLOWS = {
     "evaluate": ("cnnlab.workflows.evaluate", "evaluate"),
     "predict": ("cnnlab.workflows.predict", "predict"),
     "load_trained": ("cnnlab.workflows.trained", "load_trained"),
+    "lr_find": ("cnnlab.workflows.lr_find", "lr_find"),
+    "interpret": ("cnnlab.workflows.interpret", "interpret"),
+    "report": ("cnnlab.workflows.report", "report"),
 }
 _SUBPACKAGES = ("analysis", "data", "engine", "models", "scratch", "transfer", "viz", "weights", "workflows")
 
