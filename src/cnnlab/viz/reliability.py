@@ -35,7 +35,7 @@ def plot_reliability(panels: list[tuple[str, object]], path: str | os.PathLike, 
                   label="mean confidence")
         ax.plot([0, 1], [0, 1], "--", color="gray", lw=1, label="perfect calibration")
         for x, w, c in zip(left, width, count):
-            ax.text(x + w / 2, -0.1, str(c), ha="center", va="top", fontsize=6, color="dimgray")
+            ax.text(x + w / 2, -0.1, str(c), ha="center", va="top", fontsize=6.5, color="dimgray")
         ax.text(-0.02, -0.1, "n", ha="right", va="top", fontsize=6, color="dimgray")
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1)

@@ -86,7 +86,7 @@ class LRFindResult(RangeTestResult):
     def summary(self) -> str:
         lr, loss = self.minimum
         lines = [f"LR range test: {len(self.lrs)} steps from {self.lrs[0]:.3g} to {self.lrs[-1]:.3g} "
-                 f"({self.stopped}); smoothed loss minimum {loss:.4f} at lr {lr:.3g}"]
+                 f"({self.stopped}); the smoothed loss is lowest, {loss:.4f}, at lr {lr:.3g}"]
         for rule, value in self.suggestions.items():
             lines.append(f"  {rule:<9} {'-' if value is None else f'{value:.3g}'}")
         if self.plot:

@@ -61,7 +61,7 @@ def summary(run: RunPage) -> str:
              (str(s.get("stopped", "-")), "stopped"), (f"{s.get('seconds', 0):.1f} s", "wall time"),
              (_lr_text(c), f"lr ({c.get('optimizer')}, {c.get('schedule')})")]
     if a.get("calibration"):
-        cards.append((f"{100 * a['calibration']['ece_before']:.2f}%", "ECE (15 bins)"))
+        cards.append((f"{100 * a['calibration']['ece_before']:.2f}%", f"ECE ({a['calibration']['bins']} bins)"))
     rows = [(name, r["epoch"], f"{r['train_loss']:.4f}", _pct(r["train_top1"]), f"{r['val_loss']:.4f}",
              _pct(r["val_top1"]), _pct(r["val_top5"])) for name, r in (("best", best), ("last", last)) if r]
     head = ("weights", "epoch", "train loss", "train top-1", "val loss", "val top-1", "val top-5")
@@ -166,8 +166,8 @@ def training(run: RunPage) -> str:
     parts = [run.figure("curves.png", "training curves", "Loss, top-1 accuracy and learning rate per epoch.")]
     if run.file("lr_find.png").is_file():
         parts.append(run.figure("lr_find.png", "learning-rate range test",
-                                f"--lr auto: the LR range test; training used the "
-                                f"{run.config.get('lr_rule')} suggestion, lr {_lr_text(run.config)}."))
+                                f"--lr auto ran the LR range test before training; the run trained at its "
+                                f"{run.config.get('lr_rule')} suggestion, lr {run.config.get('lr'):.3g}."))
     history = run.summary.get("history") or []
     rows = [(r["epoch"], f"{r['train_loss']:.4f}", _pct(r["train_top1"]), f"{r['val_loss']:.4f}",
              _pct(r["val_top1"]), _pct(r["val_top5"]), f"{r['lr']:.3g}") for r in history]
@@ -245,7 +245,7 @@ def timings(run: RunPage, report_seconds: float) -> str:
             ("optimizer steps", s.get("steps", "-")),
             ("training throughput (mean over epochs)", f"{rate:,.0f} images/s"),
             ("error analysis (interpret)", f"{run.analysis.get('seconds', 0):.1f} s"),
-            ("this report", f"{report_seconds:.1f} s")]
+            ("this report (with the error analysis when it was made)", f"{report_seconds:.1f} s")]
     return H.pairs(rows)
 
 

@@ -381,7 +381,7 @@ def finish(ctx: RunContext, trainer, folder, splits, fit, command: str) -> Train
         if best:
             print(f"best val top-1 {best['val_top1']:.2f}% (epoch {best['epoch']}), {seconds:.1f} s; "
                   f"run folder {run_dir}")
-        if getattr(config, "report", False) and fit.history:
+        if getattr(config, "report", False) and fit.history and fit.stopped != "interrupted":
             from .report import end_of_run
 
             if end_of_run(run_dir, ctx.device):  # reads summary.json; then the summary lists its files
