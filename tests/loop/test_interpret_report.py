@@ -29,9 +29,11 @@ def _copy(run, tmp_path):
     return shutil.copytree(run, tmp_path / run.name)
 
 
-def test_every_run_ends_with_its_report(digits_run):
-    run, proc = digits_run
-    assert "report runs/d/report.html (" in proc.stdout
+def test_every_run_ends_with_its_report(digits_run, folder_run):
+    run, printed = digits_run
+    assert f"report {run / 'report.html'} (" in printed
+    assert "report runs/f/report.html (" in folder_run[1]  # and from the command line
+    assert json.loads((folder_run[0] / "config.json").read_text())["lr"] == 2e-3  # --lr 2e-3 is a number
     for name in ("report.html", "interpret/interpret.json", "interpret/top_losses.png", "interpret/reliability.png",
                  "interpret/per_class.csv", "interpret/misclassified.csv"):
         assert (run / name).is_file(), name

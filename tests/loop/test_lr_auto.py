@@ -15,7 +15,7 @@ from cnnlab.workflows.finetune import finetune
 from cnnlab.workflows.lr_find import LRFindConfig, lr_find
 from cnnlab.workflows.train import train
 
-from .conftest import TINY_ARGS, one_line_error, run_cli
+from .conftest import TINY_ARGS, run_cli
 
 TINY = dict(model="lenet5_relu", in_chans=1, input_size=32, batch_size=8, progress=False, report=False)
 
@@ -76,11 +76,6 @@ def test_bad_lr_settings_are_one_line_errors(bad, match, tmp_path):
     with pytest.raises(CnnlabError, match=match) as info:
         train(out=str(tmp_path), **bad)
     assert "\n" not in str(info.value) and not any(tmp_path.iterdir())
-
-
-def test_bad_lr_flag_exits_2_with_one_line(tmp_path):
-    line = one_line_error(run_cli(["train", "--lr", "fast"], cwd=tmp_path))
-    assert "'fast'" in line and "auto" in line
 
 
 def test_lr_find_flags_are_its_fields():
