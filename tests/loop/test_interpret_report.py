@@ -168,3 +168,11 @@ def test_report_renders_in_chromium_with_every_image_and_no_request(folder_run, 
     pixels = np.array(Image.open(shot).convert("L"), dtype=np.float64)
     assert pixels.shape[0] > 2000 and pixels.std() > 20  # a long page with content, not a blank one
     page.close()
+
+
+def test_many_classes_list_the_lowest_f1_ones(tmp_path):
+    from cnnlab.workflows import report_sections as S
+
+    rows = [{"name": f"c{i}", "precision": 1.0, "recall": 1.0, "f1": i / 100, "support": 1} for i in range(70)]
+    html = S.errors(S.RunPage(tmp_path, {}, {}, {"per_class": rows, "count": 70, "top1": 50.0}))
+    assert "<td>c59</td>" in html and "<td>c60</td>" not in html and "all are in interpret/per_class.csv" in html

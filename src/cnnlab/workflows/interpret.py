@@ -141,10 +141,11 @@ def interpret(run, data=None, config: InterpretConfig | dict | None = None, **ov
     files["reliability"] = out / "reliability.png"
     losses = _top_losses(trained, splits, (probs, targets, items), ev.files, config)
     files["top_losses"] = _plot_losses(trained, losses, out / "top_losses.png", config, ev.count)
+    class_counts = {part: _class_counts(getattr(splits, part), splits.classes) for part in ("train", "val")}
     result = InterpretResult(str(run), ev.data, list(splits.classes), ev.count, score.top1, rows,
                              E.averages(rows), E.most_confused(counts, splits.classes, config.confused), cal,
-                             [{k: v for k, v in x.items() if k not in ("image", "x")} for x in losses],
-                             {part: splits.class_counts(part) for part in ("train", "val")}, fingerprint, 0.0)
+                             [{k: v for k, v in x.items() if k != "x"} for x in losses], class_counts,
+                             fingerprint, 0.0)
     if config.save_temperature:
         files["calibration"] = _save_temperature(run_path, cal, ev.data)
     result.files = files | {"interpret": out / "interpret.json"}
@@ -173,6 +174,11 @@ def _split_record(trained: Trained, data, config: InterpretConfig) -> dict:
     options |= {k: run[k] for k in SPLIT_KEYS if own and run.get(k) is not None}
     options |= {k: getattr(config, k) for k in SPLIT_KEYS if getattr(config, k) is not None}
     return {"data": spec, **options}
+
+
+def _class_counts(dataset, classes: list[str]) -> dict[str, int]:
+    counts = np.bincount(np.asarray(dataset.targets, dtype=np.int64), minlength=len(classes))
+    return {name: int(n) for name, n in zip(classes, counts)}
 
 
 def _write_per_class(rows: list[E.ClassRow], path: Path) -> Path:

@@ -13,6 +13,7 @@ from ..viz import html as H
 SKIPPED_SHOWN = 20  # rows of skipped_files.tsv listed
 MISCLASSIFIED_SHOWN = 25  # rows of misclassified.csv listed
 LOW_F1 = 0.8  # per-class rows below this F1 are highlighted
+CLASSES_SHOWN = 60  # more classes than this: the per-class table lists the lowest-F1 ones
 
 
 @dataclass
@@ -61,7 +62,8 @@ def summary(run: RunPage) -> str:
              (str(s.get("stopped", "-")), "stopped"), (f"{s.get('seconds', 0):.1f} s", "wall time"),
              (_lr_text(c), f"lr ({c.get('optimizer')}, {c.get('schedule')})")]
     if a.get("calibration"):
-        cards.append((f"{100 * a['calibration']['ece_before']:.2f}%", f"ECE ({a['calibration']['bins']} bins)"))
+        cal = a["calibration"]
+        cards.append((f"{100 * cal['ece_before']:.2f}%", f"ECE ({cal['bins']} bins)"))
     rows = [(name, r["epoch"], f"{r['train_loss']:.4f}", _pct(r["train_top1"]), f"{r['val_loss']:.4f}",
              _pct(r["val_top1"]), _pct(r["val_top5"])) for name, r in (("best", best), ("last", last)) if r]
     head = ("weights", "epoch", "train loss", "train top-1", "val loss", "val top-1", "val top-5")
@@ -178,12 +180,15 @@ def training(run: RunPage) -> str:
 def errors(run: RunPage) -> str:
     a = run.analysis
     rows = a.get("per_class") or []
-    low = [i for i, r in enumerate(rows) if r["f1"] < LOW_F1]
-    table = [(r["name"], *_prf(r), r["support"]) for r in rows]
+    shown = rows if len(rows) <= CLASSES_SHOWN else sorted(rows, key=lambda r: r["f1"])[:CLASSES_SHOWN]
+    note = "" if shown is rows else (f" The {CLASSES_SHOWN} classes of {len(rows)} with the lowest F1 are "
+                                     "listed; all are in interpret/per_class.csv.")
+    low = [i for i, r in enumerate(shown) if r["f1"] < LOW_F1]
+    table = [(r["name"], *_prf(r), r["support"]) for r in shown]
     for name, avg in (a.get("averages") or {}).items():
         table.append((f"{name} average", *_prf(avg), sum(r["support"] for r in rows)))
     parts = [f"<p>The best weights on {a.get('count', 0)} validation images: top-1 {_pct(a.get('top1', 0))}. "
-             f"Rows with F1 below {LOW_F1} are shaded.</p>",
+             f"Rows with F1 below {LOW_F1} are shaded.{H.esc(note)}</p>",
              '<div class="grid"><div>', H.table(("class", "precision", "recall", "F1", "support"), table,
                                                 numeric=range(1, 5), low_rows=low), "</div><div>",
              "<h3>Most confused pairs</h3>", _confused(a), "</div></div>",
