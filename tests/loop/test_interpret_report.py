@@ -91,8 +91,8 @@ def test_interpret_of_a_folder_run_names_the_files(folder_run, tiny):
     assert "Skipped files: 1" in html and "broken.png" in html
 
 
-def test_interpret_cli_saves_the_temperature(digits_run, tmp_path):
-    run = _copy(digits_run[0], tmp_path)
+def test_interpret_cli_saves_the_temperature(folder_run, tmp_path):
+    run = _copy(folder_run[0], tmp_path)
     proc = run_cli(["interpret", str(run), "--top-k", "4", "--save-temperature", "--out", "mine"], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "ECE" in proc.stdout and (tmp_path / "mine" / "top_losses.png").is_file()
