@@ -15,6 +15,9 @@ arguments override its fields):
 ``cnnlab.evaluate``      accuracy of a model or an ensemble, with test-time views
 ``cnnlab.predict``       classify images with a trained model
 ``cnnlab.load_trained``  a trained model with its class names and preprocessing
+``cnnlab.lr_find``       the learning-rate range test (suggestions and lr_find.png)
+``cnnlab.interpret``     per-class metrics, most confused pairs, top losses, calibration of a run
+``cnnlab.report``        one self-contained HTML page of a run
 =======================  =====================================================================
 
 Building blocks, imported on first use: ``cnnlab.analysis`` (parameters, MACs, shapes, receptive
@@ -39,6 +42,9 @@ _WORKFLOWS = {
     "evaluate": ("cnnlab.workflows.evaluate", "evaluate"),
     "predict": ("cnnlab.workflows.predict", "predict"),
     "load_trained": ("cnnlab.workflows.trained", "load_trained"),
+    "lr_find": ("cnnlab.workflows.lr_find", "lr_find"),
+    "interpret": ("cnnlab.workflows.interpret", "interpret"),
+    "report": ("cnnlab.workflows.report", "report"),
 }
 _SUBPACKAGES = ("analysis", "data", "engine", "models", "scratch", "transfer", "viz", "weights", "workflows")
 

@@ -126,7 +126,10 @@ def coerce(value, hint, key: str):
     if typing.get_origin(hint) in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
-        hint = next(a for a in args if a is not type(None))
+        options = [a for a in args if a is not type(None)]
+        if len(options) > 1:  # e.g. float | str (a number or a word such as "auto"): the first that fits
+            return _first_fit(value, options, key)
+        hint = options[0]
     try:
         if hint is bool:
             if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
@@ -142,6 +145,15 @@ def coerce(value, hint, key: str):
     except (TypeError, ValueError, OverflowError):
         name = getattr(hint, "__name__", str(hint))
         raise CnnlabError(f"{key} must be {name}, got {value!r}") from None
+
+
+def _first_fit(value, options: list, key: str):
+    for option in options[:-1]:
+        try:
+            return coerce(value, option, key)
+        except CnnlabError:
+            continue
+    return coerce(value, options[-1], key)
 
 
 def field_docs(config_cls) -> str:

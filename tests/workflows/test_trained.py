@@ -154,7 +154,7 @@ def test_help_lists_the_workflows_and_their_settings():
     for name in ("cnnlab.train", "cnnlab.finetune", "cnnlab.evaluate", "cnnlab.predict", "cnnlab.load_trained"):
         assert name in text
     train_help = pydoc.render_doc(cnnlab.train, renderer=pydoc.plaintext)
-    assert "lr = 0.001  # base learning rate" in train_help and "resume = None  # a run folder to continue" in train_help
+    assert "lr = 0.001  # peak learning rate" in train_help and "resume = None  # a run folder to continue" in train_help
     assert callable(cnnlab.analysis.profile) and callable(cnnlab.transfer.freeze_stages)
 
 

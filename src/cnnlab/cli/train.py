@@ -20,7 +20,9 @@ FLAGS = (
     ("--split-file", str, "reuse a saved train/val split"),
     ("--epochs", int, "epochs (default 25)"),
     ("--batch-size", int, "batch size per process (default 16)"),
-    ("--lr", float, "peak learning rate (default 1e-3)"),
+    ("--lr", str, "peak learning rate (default 1e-3), or auto: run the LR range test first and train at its "
+                  "suggestion (recorded in config.json; lr_find.png)"),
+    ("--lr-rule", str, "with --lr auto: steepest (default: the steepest descent of the loss) | min/10"),
     ("--optimizer", str, "sgd | momentum | nesterov | adagrad | rmsprop | adam | adamw (default adam)"),
     ("--momentum", float, "momentum of momentum/nesterov (default 0.9)"),
     ("--schedule", str, "constant | step | cosine | onecycle (default cosine)"),
@@ -55,6 +57,7 @@ FLAGS = (
     ("--overwrite", BOOL, "replace an existing run folder of the same name"),
     ("--resume", str, "continue the run in this folder exactly where it stopped"),
     ("--progress", BOOL, "show the progress bar (on a terminal)"),
+    ("--report", BOOL, "write report.html and interpret/ at the end of the run (default on; --no-report)"),
 )
 
 
@@ -62,7 +65,8 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "train", help="train a model (default: LeNet-5 on the built-in digits)",
         description="Train a registered model on a dataset into runs/<name>/: config.json, metrics.csv, "
-        "curves.png, confusion.png, best/last weights, the training state, TensorBoard events, a summary. "
+        "curves.png, confusion.png, best/last weights, the training state, TensorBoard events, a summary, "
+        "report.html. "
         "Under torchrun it trains with DDP.")
     p.add_argument("--config", metavar="FILE", default=None, help="YAML or TOML file of the same keys")
     add_flags(p, FLAGS)

@@ -55,7 +55,7 @@ class FitConfig:
         for key in ("workers", "checkpoint_every", "early_stop"):
             check_number(key, getattr(self, key), low=0, integer=True)
         check_number("seed", self.seed, low=0, high=2**63 - 1, integer=True)
-        check_number("lr", self.lr, low=0, low_open=True)
+        self.check_lr()
         for key in ("weight_decay", "l1", "warmup", "grad_clip", "aux_weight"):
             check_number(key, getattr(self, key), low=0)
         check_number("momentum", self.momentum, low=0, high=1, high_open=True)
@@ -63,3 +63,9 @@ class FitConfig:
         check_number("gamma", self.gamma, low=0, high=1, low_open=True)
         check_number("label_smoothing", self.label_smoothing, low=0, high=1, high_open=True)
         check_number("ema_decay", self.ema_decay, low=0, high=1, high_open=True)
+
+    def check_lr(self) -> None:
+        """The learning rate's check (a subclass may accept more, e.g. ``"auto"``)."""
+        from ..config import check_number
+
+        check_number("lr", self.lr, low=0, low_open=True)

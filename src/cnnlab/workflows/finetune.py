@@ -39,6 +39,7 @@ from ..utils.io import check_output_dir, write_json
 from ..utils.threads import model_macs, set_threads
 from ..weights import describe_weights, load_weights, read_weights, weights_metadata
 from . import run as R
+from .lr_find import auto_lr
 from .run import RunContext, TrainResult
 from .train import TrainConfig
 from .train_setup import build_model, check_input_size, open_data
@@ -77,7 +78,7 @@ class FinetuneConfig(TrainConfig):
     cache_augment: int = 0  # augmented copies per training image in the cache (0: un-augmented)
     cache_shard_rows: int = 2048  # feature rows per cache shard file
     epochs: int | None = None
-    lr: float | None = None
+    lr: float | str | None = None
 
     def check(self) -> None:
         """The transfer settings, then train's checks on the regime's values (epochs, lr)."""
@@ -124,14 +125,14 @@ def finetune(config: FinetuneConfig | dict | None = None, *, explicit: set[str] 
 
 
 def _finetune(ctx: RunContext) -> TrainResult:
-    splits, model, ckpt = _prepared(ctx)
-    config = ctx.config
-    pre = preprocessing(config, model, len(splits.mean))
-    eval_tf, train_tf = _transforms(config, pre)
+    prep = prepare(ctx.config)
+    ctx.config = config = prep.config
+    splits, model, ckpt, pre, (eval_tf, train_tf) = prep.splits, prep.model, prep.ckpt, prep.pre, prep.transforms
     macs = model_macs(model, pre.input_size) or 0
     set_threads((1 if config.cache else 3) * config.batch_size * macs or None)  # extraction is forward only
     R.claim_or_lock(ctx)
     with R.guarded(ctx):
+        config = ctx.config = auto_lr(ctx, model, splits.train, train_tf)  # --lr auto (see workflows.lr_find)
         if ctx.info.is_main:
             _print_header(config, model, ctx.run_dir, splits)
         meta = weights_metadata(splits.classes, pre, data=config.data, weights=ckpt.source)
@@ -150,24 +151,37 @@ def _finetune(ctx: RunContext) -> TrainResult:
         return R.finish(ctx, trainer, folder, splits, fit, "finetune")
 
 
-def _prepared(ctx: RunContext):
-    """(splits, the model with the weights loaded, a new head and the frozen part, the checkpoint);
-    ``ctx.config`` gets the weights' channels and the regime's values."""
-    entry = get_entry(ctx.config.model)
-    ckpt = read_weights(ctx.config.weights, entry)  # read once: it says the channels and preprocessing
+@dataclass
+class Prepared:
+    """What a fine-tuning run (and ``lr_find`` of one) starts from."""
+
+    config: FinetuneConfig  # with the weights' channels and the regime's values
+    splits: object
+    model: object  # the weights loaded, a new head, the frozen part frozen
+    ckpt: object  # the weights' Checkpoint
+    pre: object  # the evaluation preprocessing (the weights' own)
+    transforms: tuple  # (eval transform, train transform)
+
+
+def prepare(config: FinetuneConfig) -> Prepared:
+    """Read the weights (once: they say the channels and the preprocessing), open the data, build the
+    model, load the weights, replace the head and freeze what the regime says."""
+    entry = get_entry(config.model)
+    ckpt = read_weights(config.weights, entry)
     info = describe_weights(ckpt, entry)
-    if ctx.config.in_chans is None and info.in_chans:
-        ctx.config = replace(ctx.config, in_chans=info.in_chans)
-    splits, in_chans = open_data(ctx.config)
-    R.seed_everything(ctx.config.seed)  # the new head's initialisation
-    model = build_model(ctx.config, splits, in_chans)
-    ctx.config = config = resolve(ctx.config, model)
+    if config.in_chans is None and info.in_chans:
+        config = replace(config, in_chans=info.in_chans)
+    splits, in_chans = open_data(config)
+    R.seed_everything(config.seed)  # the new head's initialisation
+    model = build_model(config, splits, in_chans)
+    config = resolve(config, model)
     load_weights(model, ckpt, entry=entry)
     if info.preprocessing is not None:
         model.default_cfg = info.preprocessing  # the weights' own size, mean/std, interpolation, crop
     T.replace_head(model, len(splits.classes))
     T.freeze_stages(model, config.freeze)
-    return splits, model, ckpt
+    pre = preprocessing(config, model, in_chans)
+    return Prepared(config, splits, model, ckpt, pre, _transforms(config, pre))
 
 
 def _trainer(ctx: RunContext, model, splits, folder) -> Trainer:

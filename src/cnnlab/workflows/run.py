@@ -40,10 +40,11 @@ from ..errors import CheckpointError, CnnlabError
 from ..utils.io import write_json
 
 # Settings that may change when a run is resumed; any other differing setting is an error.
-RESUME_FREE = {"epochs", "workers", "device", "progress", "checkpoint_every", "early_stop"}
+RESUME_FREE = {"epochs", "workers", "device", "progress", "checkpoint_every", "early_stop", "report"}
 NOT_COMPARED = {"resume", "overwrite", "name", "out"}
 RUN_FILES = ("config.json", "metrics.csv", "curves.png", "confusion.png", "best.safetensors", "last.safetensors",
-             STATE_FILE, "tensorboard", SKIPPED_LOG, "summary.json", "summary.txt")
+             STATE_FILE, "tensorboard", SKIPPED_LOG, "summary.json", "summary.txt", "lr_find.png",
+             "interpret", "report.html")
 
 
 @dataclass
@@ -303,9 +304,10 @@ def finish(ctx: RunContext, trainer, folder, splits, fit, command: str) -> Train
                                title=f"{title}, best epoch {fit.best['epoch']}")
         skipped = splits.report.sync()
         present = [n for n in RUN_FILES if (run_dir / n).exists() or n.startswith("summary")]
-        folder.write_summary({"model": config.model, "data": config.data, "stopped": fit.stopped,
-                              "seconds": seconds, "steps": fit.step, "best": best, "last": last,
-                              "history": fit.history, "skipped_files": skipped.to_dict(), "files": present})
+        summary = {"model": config.model, "data": config.data, "stopped": fit.stopped, "seconds": seconds,
+                   "steps": fit.step, "best": best, "last": last, "history": fit.history,
+                   "skipped_files": skipped.to_dict(), "files": present}
+        folder.write_summary(summary)
         if len(skipped):
             counts = ", ".join(f"{k}: {v}" for k, v in skipped.counts.items())
             print(f"skipped {len(skipped)} unreadable file(s) ({counts}); listed in {run_dir / SKIPPED_LOG}")
@@ -315,4 +317,9 @@ def finish(ctx: RunContext, trainer, folder, splits, fit, command: str) -> Train
         if best:
             print(f"best val top-1 {best['val_top1']:.2f}% (epoch {best['epoch']}), {seconds:.1f} s; "
                   f"run folder {run_dir}")
+        if getattr(config, "report", False) and fit.history and fit.stopped != "interrupted":
+            from .report import end_of_run
+
+            if end_of_run(run_dir, ctx.device):  # reads summary.json; then the summary lists its files
+                folder.write_summary(summary | {"files": [n for n in RUN_FILES if (run_dir / n).exists()]})
     return TrainResult(run_dir, best, last, fit.stopped, seconds, _present(run_dir))

@@ -30,6 +30,7 @@ from ..utils.io import check_output_dir, check_output_file
 from ..utils.threads import model_macs, set_threads
 from ..weights import weights_metadata
 from . import run as R
+from .lr_find import auto_lr
 from .run import RunContext, TrainResult
 from .train_setup import build_model, data_setup, open_data
 
@@ -57,7 +58,9 @@ class TrainConfig(FitConfig):
     deterministic: bool = False  # torch.use_deterministic_algorithms (slower on GPU)
     epochs: int = 25
     batch_size: int = 16
-    lr: float = 1e-3
+    lr: float | str = 1e-3  # peak learning rate; "auto": the LR range test's (lr_rule), saved as the number
+    lr_rule: str | None = None  # with --lr auto: steepest (default) | min/10; config.json keeps the rule used
+    report: bool = True  # write report.html and interpret/ into the run folder at the end of the run
 
     def check(self) -> None:
         """The loop's checks (FitConfig) and the run's: one place for the CLI and the Python API."""
@@ -79,6 +82,13 @@ class TrainConfig(FitConfig):
 
         if self.augment is not None or self.aug:
             resolve_augment(self.augment, **parse_aug_options(list(self.aug)))
+
+    def check_lr(self) -> None:
+        """A number > 0 or "auto" (:mod:`cnnlab.workflows.lr_find`); a rule only with "auto", except in
+        a run's config.json, where it records how the run's lr was chosen."""
+        from .lr_find import check_lr
+
+        check_lr(self.lr, self.lr_rule, recorded=bool(self.resume))
 
 
 def train(config: TrainConfig | dict | None = None, *, explicit: set[str] | None = None,
@@ -102,6 +112,7 @@ def _train(ctx: RunContext) -> TrainResult:
     set_threads(3 * config.batch_size * (model_macs(model, data.input_size) or 0) or None)  # forward + backward
     R.claim_or_lock(ctx)
     with R.guarded(ctx):
+        config = ctx.config = auto_lr(ctx, model, splits.train)  # --lr auto: the range test's lr
         meta = weights_metadata(splits.classes, data.preprocessing, data=config.data)
         folder = RunFolder(ctx.run_dir, meta, quiet=not ctx.info.is_main, clock=ctx.elapsed)
         trainer = Trainer(model, splits.train, splits.val, config, num_classes=len(splits.classes), hooks=folder,
