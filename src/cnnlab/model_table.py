@@ -21,7 +21,19 @@ def model_row(name: str) -> dict:
         "classes": getattr(model, "num_classes", None),
         "loads": ", ".join(entry.loads) or "cnnlab",
         "pretrained": ", ".join(sorted(entry.pretrained)),
+        "weights": weights_tags(name),
     }
+
+
+def weights_tags(name: str) -> list[str]:
+    """The model's pretrained tags (``cnnlab weights ls``), the default (``imagenet``) first."""
+    from .weights.catalogue import catalogue
+
+    return catalogue().tags(name)
+
+
+def _weights_cell(tags: list[str]) -> str:
+    return f"imagenet +{len(tags) - 1}" if len(tags) > 1 else ("imagenet" if tags else "none")
 
 
 def model_rows(pattern: str | None = None) -> list[dict]:
@@ -34,10 +46,11 @@ def to_text(rows: list[dict]) -> str:
 
     table = Table(title=f"{len(rows)} models")
     for col, just in (("name", "left"), ("family", "left"), ("params", "right"), ("input", "right"),
-                      ("loads", "left")):
+                      ("loads", "left"), ("weights", "left")):
         table.add_column(col, justify=just)
     for r in rows:
-        table.add_row(r["name"], r["family"], f"{r['params']:,}", r["input"], r["loads"])
+        table.add_row(r["name"], r["family"], f"{r['params']:,}", r["input"], r["loads"],
+                      _weights_cell(r["weights"]))
     console = Console(width=120, record=True)
     with console.capture() as cap:
         console.print(table)

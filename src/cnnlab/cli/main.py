@@ -13,7 +13,8 @@ import sys
 from ..errors import CnnlabError
 
 # Each module defines ``register(subparsers)``; its parsers set ``func(args) -> int``.
-SUBCOMMAND_MODULES = ("models", "predict", "evaluate", "analysis", "data", "train", "finetune", "scratch", "viz")
+SUBCOMMAND_MODULES = ("models", "predict", "evaluate", "analysis", "data", "train", "finetune", "scratch",
+                      "viz", "weights")
 
 
 def build_parser() -> argparse.ArgumentParser:
