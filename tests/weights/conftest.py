@@ -27,7 +27,7 @@ import pytest
 import torch
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
-TEST_PRE = {"input_size": [3, 96, 96], "mean": [0.5, 0.4, 0.3], "std": [0.2, 0.25, 0.3],
+TEST_PRE = {"input_size": [3, 64, 64], "mean": [0.5, 0.4, 0.3], "std": [0.2, 0.25, 0.3],
             "interpolation": "bicubic", "crop_pct": 0.8}
 
 
@@ -47,7 +47,8 @@ class WeightsServer:
         return f"http://127.0.0.1:{self.httpd.server_address[1]}"
 
     def gets(self, name: str) -> int:
-        return sum(n for (method, path), n in self.requests.items() if method == "GET" and path.endswith("/" + name))
+        return sum(n for (method, path), n in self.requests.items()
+                   if method == "GET" and path.endswith("/" + name))
 
     def reset(self) -> None:
         self.requests.clear()
@@ -130,7 +131,8 @@ def randomise(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
     positive), so that outputs are of order one and a misplaced tensor changes them."""
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        for i, (name, t) in enumerate(model.state_dict(keep_vars=True).items()):  # not computed buffers (masks)
+        # the state_dict's tensors: not the buffers a model computes (masks, indices)
+        for i, (name, t) in enumerate(model.state_dict(keep_vars=True).items()):
             if not t.is_floating_point():
                 continue
             if name.endswith("running_var"):
@@ -155,9 +157,10 @@ def no_init():
     Buffers that models compute (relative-position indices, attention masks) are still computed."""
     import torch.nn.init as init
 
-    targets = [(mod, name, fn) for mod in [init, *(m for n, m in list(sys.modules.items())
-                                                   if n.startswith(("timm.", "torchvision.models", "cnnlab.models")))]
-               for name in INIT_FUNCTIONS if callable(fn := getattr(mod, name, None))]
+    prefixes = ("timm.", "torchvision.models", "cnnlab.models")
+    modules = [init, *(m for n, m in list(sys.modules.items()) if n.startswith(prefixes))]
+    targets = [(mod, name, fn) for mod in modules for name in INIT_FUNCTIONS
+               if callable(fn := getattr(mod, name, None))]
     for mod, name, _ in targets:
         setattr(mod, name, _keep)
     try:
@@ -200,7 +203,8 @@ def served(tmp_path_factory):
     peers = {"tv": peer_model("torchvision:mobilenet_v2"), "timm": peer_model("timm:mobilenetv1_100")}
     torch.save(peers["tv"].state_dict(), root / "mobilenet_v2-test.pth")
     (root / "cut.pth").write_bytes((root / "mobilenet_v2-test.pth").read_bytes())
-    save_file({k: v.contiguous() for k, v in peers["timm"].state_dict().items()}, str(root / "model.safetensors"))
+    timm_sd = {k: v.contiguous() for k, v in peers["timm"].state_dict().items()}
+    save_file(timm_sd, str(root / "model.safetensors"))
     torch.save(peers["timm"].state_dict(), root / "pytorch_model.bin")
     server = WeightsServer(root)
     yield server, peers
@@ -214,14 +218,14 @@ def make_test_catalogue(server: WeightsServer) -> dict:
     hf = {"model": "mobilenet_v1", "peer": "timm:mobilenetv1_100", "preprocessing": TEST_PRE}
     good = sha256(root / "mobilenet_v2-test.pth")
     entries = [
-        {"model": "mobilenet_v2", "tag": "test_tv", "source": {"kind": "url", "url": f"{url}/files/mobilenet_v2-test.pth"},
-         "sha256": good, **tv},
+        {"model": "mobilenet_v2", "tag": "test_tv", "sha256": good,
+         "source": {"kind": "url", "url": f"{url}/files/mobilenet_v2-test.pth"}, **tv},
         {"model": "mobilenet_v2", "tag": "test_prefix", "sha256_prefix": good[:8],
          "source": {"kind": "url", "url": f"{url}/files/mobilenet_v2-test.pth"}, **tv},
         {"model": "mobilenet_v2", "tag": "test_cut", "source": {"kind": "url", "url": f"{url}/files/cut.pth"},
          "sha256": good, **tv},
-        {"model": "mobilenet_v2", "tag": "test_cut_nohash", "source": {"kind": "url", "url": f"{url}/files/cut.pth"},
-         **tv},
+        {"model": "mobilenet_v2", "tag": "test_cut_nohash",
+         "source": {"kind": "url", "url": f"{url}/files/cut.pth"}, **tv},
         {"model": "mobilenet_v2", "tag": "test_badhash", "sha256": "0" * 64,
          "source": {"kind": "url", "url": f"{url}/files/mobilenet_v2-test.pth"}, **tv},
         {"model": "mobilenet_v2", "tag": "test_down", "sha256": good,

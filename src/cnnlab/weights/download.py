@@ -108,11 +108,13 @@ def check(entry: WeightsEntry, fetched: Fetched, hub_sha: str | None = None, use
           downloaded: bool = True) -> None:
     """Refuse a file whose SHA-256 or size differs from what is known about it (a download is removed
     by the caller; an imported file is left as it is)."""
-    expected = [("the catalogue expects", entry.sha256, True), ("the catalogue expects", entry.sha256_prefix, False),
+    expected = [("the catalogue expects", entry.sha256, True),
+                ("the catalogue expects", entry.sha256_prefix, False),
                 ("the hub publishes", hub_sha, True), ("--sha256 gives", user_sha, True)]
     pinned = read_pins().get(fetched.source_key) or {}
     if pinned:
-        expected.append((f"its first download ({pinned.get('first_seen', '?')}) had", pinned.get("sha256"), True))
+        first = f"its first download ({pinned.get('first_seen', '?')}) had"
+        expected.append((first, pinned.get("sha256"), True))
     fate = ("the file was refused and removed (a damaged or altered download: try again, or report it)"
             if downloaded else "the file was refused (it is not the file the catalogue means)")
     name = fetched.path.name
@@ -122,8 +124,8 @@ def check(entry: WeightsEntry, fetched: Fetched, hub_sha: str | None = None, use
             raise DownloadError(f"{entry.key}: wrong SHA-256 for {name}: it is {fetched.sha256}, {who} "
                                 f"{want}{'' if full else '...'}; {fate}")
     if pinned.get("size") not in (None, fetched.size):
-        raise DownloadError(f"{entry.key}: {name} is {fetched.size} bytes, but was {pinned['size']} bytes at its "
-                            f"first download; {fate}")
+        raise DownloadError(f"{entry.key}: {name} is {fetched.size} bytes, but was {pinned['size']} bytes "
+                            f"at its first download; {fate}")
 
 
 def offline_message(entry: WeightsEntry, reason: str, file: str | None = None) -> str:

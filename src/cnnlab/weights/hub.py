@@ -20,7 +20,7 @@ import fnmatch
 import os
 from pathlib import Path
 
-from ..errors import CnnlabError
+from ..errors import CheckpointError, CnnlabError
 from ..utils.log import notice
 from .cache import (
     cached_file,
@@ -48,7 +48,12 @@ def weights_checkpoint(entry: WeightsEntry, progress: bool = True) -> Checkpoint
         sd, _ = read_checkpoint(path)
         meta = entry_metadata(entry, source=str(path), source_sha256=entry.sha256 or "")
         return Checkpoint(sd, meta, entry.key)
-    sd, meta = read_checkpoint(ensure_cached(entry, progress))
+    path = ensure_cached(entry, progress)
+    try:
+        sd, meta = read_checkpoint(path)
+    except CheckpointError as exc:  # damaged after it was written (a full disk, a copy cut short)
+        raise CheckpointError(f"{exc}; remove it with `cnnlab weights rm {entry.key}` and fetch it "
+                              "again") from None
     return Checkpoint(sd, meta, entry.key)
 
 
