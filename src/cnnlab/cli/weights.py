@@ -144,8 +144,10 @@ def run_path(args) -> int:
 def run_rm(args) -> int:
     from ..weights.hub import remove_weights
 
-    if args.all == bool(args.specs):
+    if args.all and args.specs:
         raise CnnlabError("name the weights to delete (MODEL[:TAG] ...) or pass --all, not both")
+    if not args.all and not args.specs:
+        raise CnnlabError("name the weights to delete (MODEL[:TAG] ..., wildcards allowed) or pass --all")
     removed = remove_weights(args.specs, everything=args.all)
     for path in removed:
         print(f"removed {path}")

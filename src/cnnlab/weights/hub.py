@@ -184,12 +184,14 @@ def import_weights(file: str | os.PathLike, model: str, tag: str = DEFAULT_TAG,
         raise CnnlabError(f"weights file {str(path)!r} does not exist or is not a file")
     fetched = _imported(path, entry)
     check(entry, fetched, user_sha=sha256.lower() if sha256 else None, downloaded=False)
-    if not (entry.sha256 or entry.sha256_prefix or sha256 or fetched.source_key in _pins()):
-        notice(f"{entry.key}: no published hash to check {path.name} against (sha256 {fetched.sha256}); "
-               "it is checked by its structure only - compare that hash with the source's, or pass --sha256")
+    unverified = not (entry.sha256 or entry.sha256_prefix or sha256 or fetched.source_key in _pins())
     with locked(f"{entry.model}.{entry.tag}"):
         clear_partial(entry.model, entry.tag)
-        return store(entry, fetched)
+        target = store(entry, fetched)
+    if unverified:  # said once the file has proved to be a state_dict of the right architecture
+        notice(f"{entry.key}: no published hash to check {path.name} against (sha256 {fetched.sha256}); "
+               "it is checked by its structure only - compare that hash with the source's, or pass --sha256")
+    return target
 
 
 def _imported(path: Path, entry: WeightsEntry) -> Fetched:
