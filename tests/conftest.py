@@ -7,6 +7,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
 # Caches (splits, statistics, features, weights) of the tests go to a folder of their own, never the
 # user's ~/.cache/cnnlab; tests that look at a cache set their own folder on top of this.
+# (CNNLAB_HOME would win over the CNNLAB_CACHE that tests set: it is cleared.)
+os.environ.pop("CNNLAB_HOME", None)
 if "CNNLAB_CACHE" not in os.environ:
     import tempfile
 

@@ -9,16 +9,18 @@ Models (every one built by name, one contract)::
 Workflows, each a function and a ``cnnlab`` command (the settings are a config dataclass; keyword
 arguments override its fields):
 
-=======================  =====================================================================
-``cnnlab.train``         train a model on a dataset into a run folder (exact resume, DDP)
-``cnnlab.finetune``      transfer learning from trained weights (small / medium / large regimes)
-``cnnlab.evaluate``      accuracy of a model or an ensemble, with test-time views
-``cnnlab.predict``       classify images with a trained model
-``cnnlab.load_trained``  a trained model with its class names and preprocessing
-``cnnlab.lr_find``       the learning-rate range test (suggestions and lr_find.png)
-``cnnlab.interpret``     per-class metrics, most confused pairs, top losses, calibration of a run
-``cnnlab.report``        one self-contained HTML page of a run
-=======================  =====================================================================
+===========================  =======================================================================
+``cnnlab.train``             train a model on a dataset into a run folder (exact resume, DDP)
+``cnnlab.finetune``          transfer learning from trained weights (small / medium / large regimes)
+``cnnlab.evaluate``          accuracy of a model or an ensemble, with test-time views
+``cnnlab.predict``           classify images with a trained model
+``cnnlab.load_trained``      a trained model with its class names and preprocessing
+``cnnlab.lr_find``           the learning-rate range test (suggestions and lr_find.png)
+``cnnlab.interpret``         per-class metrics, most confused pairs, top losses, calibration of a run
+``cnnlab.report``            one self-contained HTML page of a run
+``cnnlab.download_weights``  fill the pretrained-weights cache for offline use
+``cnnlab.import_weights``    check a weights file copied by hand and put it in the cache
+===========================  =======================================================================
 
 Building blocks, imported on first use: ``cnnlab.analysis`` (parameters, MACs, shapes, receptive
 fields, memory, layer costs), ``cnnlab.data``, ``cnnlab.engine`` (the training loop), ``cnnlab.transfer``
@@ -45,6 +47,8 @@ _WORKFLOWS = {
     "lr_find": ("cnnlab.workflows.lr_find", "lr_find"),
     "interpret": ("cnnlab.workflows.interpret", "interpret"),
     "report": ("cnnlab.workflows.report", "report"),
+    "download_weights": ("cnnlab.weights.hub", "download_weights"),
+    "import_weights": ("cnnlab.weights.hub", "import_weights"),
 }
 _SUBPACKAGES = ("analysis", "data", "engine", "models", "scratch", "transfer", "viz", "weights", "workflows")
 

@@ -22,7 +22,6 @@ class ModelEntry:
     family: str
     paper: str  # short citation, e.g. "He et al. 2015, arXiv:1512.03385"
     loads: tuple[str, ...] = ()  # peer checkpoints it loads, e.g. ("torchvision:resnet50",)
-    pretrained: dict[str, Callable] = field(default_factory=dict)  # tag -> () -> state_dict
     native: dict = field(default_factory=dict)  # the paper's setting, e.g. {"in_chans": 1, "num_classes": 10}
 
 
@@ -35,7 +34,6 @@ def register_model(
     family: str,
     paper: str,
     loads: tuple[str, ...] = (),
-    pretrained: dict[str, Callable] | None = None,
     native: dict | None = None,
 ) -> Callable:
     """Decorator: register ``fn`` (a builder) under ``name`` (default: the function's name)."""
@@ -44,7 +42,7 @@ def register_model(
         key = name or fn.__name__
         if key in _REGISTRY:
             raise ValueError(f"model {key!r} is registered twice")
-        _REGISTRY[key] = ModelEntry(key, fn, family, paper, tuple(loads), dict(pretrained or {}), dict(native or {}))
+        _REGISTRY[key] = ModelEntry(key, fn, family, paper, tuple(loads), dict(native or {}))
         return fn
 
     return wrap
@@ -78,7 +76,7 @@ def get_entry(name: str) -> ModelEntry:
 
 def create_model(name: str, num_classes: int | None = None, in_chans: int | None = None, weights=None, **kwargs):
     """Build a registered model by name; ``weights`` is a checkpoint file, a run folder, a pretrained
-    tag (``"imagenet"``) or a state_dict.
+    tag (``"imagenet"``, ``"imagenet1k_v2"``, ...: ``cnnlab weights ls``) or a state_dict.
 
     With weights, what the caller leaves ``None`` comes from them: the class count, the input
     channels, and (cnnlab checkpoints) the class names (``model.class_names``) and the evaluation
@@ -111,21 +109,17 @@ def create_model(name: str, num_classes: int | None = None, in_chans: int | None
         from .weights import load_weights
 
         load_weights(model, ckpt, entry=entry)
-        _adopt(model, info, num_classes, in_chans)
+        _adopt(model, info, num_classes)
     return model
 
 
-def _adopt(model, info, num_classes: int, in_chans: int) -> None:
-    """Give ``model`` the class names and preprocessing its weights were trained with."""
-    if info.classes is not None and len(info.classes) == num_classes:
-        model.class_names = tuple(info.classes)
-    elif info.num_classes == num_classes == 1000 and info.model is None:
+def _adopt(model, info, num_classes: int) -> None:
+    """A 1000-class head from a file without metadata (torchvision, timm) reads as ImageNet's classes
+    (what a checkpoint records itself, ``load_weights`` has already given the model)."""
+    if model.class_names is None and info.num_classes == num_classes == 1000 and info.model is None:
         from .weights import imagenet_classes
 
-        model.class_names = imagenet_classes()  # a 1000-class torchvision/timm/pretrained head
-    pre = info.preprocessing
-    if pre is not None and pre.input_size[0] == in_chans:
-        model.default_cfg = pre
+        model.class_names = imagenet_classes()
 
 
 def _check_positive_int(what: str, value, allow_zero: bool = False) -> None:

@@ -17,7 +17,8 @@ OWN_HELP = {
     "--augment": "augmentation preset for training images (default none: the eval preprocessing)",
 }
 TRANSFER_FLAGS = (
-    ("--weights", str, "imagenet (efficientnet_lite0) | torchvision/timm file | cnnlab checkpoint or run folder"),
+    ("--weights", str, "a pretrained tag (imagenet, imagenet1k_v2, ...: cnnlab weights ls) | torchvision/timm file | "
+                       "cnnlab checkpoint or run folder"),
     ("--regime", str, "small (freeze all + feature cache) | medium (freeze the early half) | large (freeze none)"),
     ("--freeze", str, "all | none | N: freeze the stem and the first N stages (default: the regime's)"),
     ("--frozen-bn", str, "eval: frozen BatchNorm keeps its running statistics (default) | train"),

@@ -14,7 +14,7 @@ from ..errors import CnnlabError
 
 # Each module defines ``register(subparsers)``; its parsers set ``func(args) -> int``.
 SUBCOMMAND_MODULES = ("models", "predict", "evaluate", "analysis", "data", "train", "finetune", "scratch",
-                      "viz", "lr_find", "interpret", "report")
+                      "viz", "lr_find", "interpret", "report", "weights")
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -31,8 +31,10 @@ Samples = list[tuple[str, int]]
 
 
 def cache_dir() -> Path:
-    """Where cnnlab keeps splits and statistics it made for read-only data ($CNNLAB_CACHE)."""
-    return Path(os.environ.get("CNNLAB_CACHE", Path.home() / ".cache" / "cnnlab"))
+    """Where cnnlab keeps splits and statistics it made for read-only data (:func:`cnnlab_home`)."""
+    from ..utils.paths import cnnlab_home
+
+    return cnnlab_home()
 
 
 def data_key(root: str | Path) -> str:

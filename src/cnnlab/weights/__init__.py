@@ -3,6 +3,9 @@
 * :mod:`~cnnlab.weights.loading` - read a checkpoint (cnnlab safetensors, a run folder, a torchvision or
   timm state_dict, a pretrained tag), convert its names, load it strictly; write one atomically;
 * :mod:`~cnnlab.weights.meta` - the class names and preprocessing a checkpoint carries;
+* :mod:`~cnnlab.weights.catalogue` - the pretrained weights each model loads, by tag (``"imagenet"``);
+* :mod:`~cnnlab.weights.hub` - fetching a tag once into the cache, importing files, listing, removing
+  (:mod:`~cnnlab.weights.download` checks the files, :mod:`~cnnlab.weights.cache` keeps them);
 * :mod:`~cnnlab.weights.pretrained` - pretrained weights that install as Python packages.
 """
 

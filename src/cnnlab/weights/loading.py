@@ -2,8 +2,10 @@
 
 ``weights=`` accepts a cnnlab checkpoint (``.safetensors`` written by :func:`save_weights`, or a
 run folder holding ``best.safetensors``/``last.safetensors``), or a torchvision / timm state_dict
-(``.pth``, ``.pt``, ``.bin``, ``.safetensors``) of the same architecture, or a pretrained tag that the
-model's registry entry knows (``"imagenet"``).
+(``.pth``, ``.pt``, ``.bin``, ``.safetensors``) of the same architecture, or a pretrained tag of the
+weights catalogue (``"imagenet"``, ``"imagenet1k_v2"``, ...; :mod:`cnnlab.weights.catalogue`), fetched
+once into the cache (:mod:`cnnlab.weights.hub`). A tag wins over a file of the same name in the
+current folder; write ``./imagenet`` for the file.
 
 Safety: pickles are read with ``torch.load(..., weights_only=True)``, so arbitrary objects are never
 unpickled. Loading is strict: a missing, unexpected or misshapen tensor is an error, except for the
@@ -36,7 +38,8 @@ def resolve_checkpoint_path(path: str | os.PathLike) -> Path:
         for name in RUN_WEIGHT_FILES:
             if (p / name).is_file():
                 return p / name
-        raise CheckpointError(f"{p} is a folder without {' or '.join(RUN_WEIGHT_FILES)}; give a checkpoint file")
+        raise CheckpointError(f"{p} is a folder without {' or '.join(RUN_WEIGHT_FILES)}; "
+                              "give a checkpoint file")
     if not p.exists():
         raise CheckpointError(f"checkpoint {str(p)!r} does not exist")
     if not p.is_file():
@@ -61,7 +64,7 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
                 "(save the model's state_dict instead)"
             ) from None
         raise CheckpointError(f"cannot read {p}: the file is truncated or corrupt ({first})") from None
-    except Exception as exc:  # a damaged pickle can fail anywhere in the unpickler (KeyError, IndexError, ...)
+    except Exception as exc:  # a damaged pickle can fail anywhere in the unpickler (KeyError, ...)
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise CheckpointError(f"cannot read {p}: the file is truncated or corrupt "
                               f"({type(exc).__name__}: {first[:120]})") from None
@@ -121,16 +124,20 @@ def read_weights(weights, entry=None) -> Checkpoint:
     if isinstance(weights, Checkpoint):
         return weights
     name = entry.name if entry is not None else "the model"
-    if isinstance(weights, str) and entry is not None and weights in entry.pretrained:
-        from .pretrained import pretrained_checkpoint
-
-        return pretrained_checkpoint(entry, weights)
+    if isinstance(weights, str) and entry is not None:
+        tagged = _tagged(weights, entry)
+        if tagged is not None:
+            return tagged
     if isinstance(weights, str | os.PathLike):
         text = os.fspath(weights)
-        if isinstance(weights, str) and not Path(text).exists() and "." not in Path(text).name and "/" not in text:
-            tags = ", ".join(sorted(entry.pretrained)) if entry and entry.pretrained else "none"
-            raise CnnlabError(f"unknown weights {text!r} for {name}: give a checkpoint file or run folder "
-                              f"(pretrained tags: {tags})")
+        bare = "." not in Path(text).name and "/" not in text
+        if isinstance(weights, str) and not Path(text).exists() and bare:
+            from .catalogue import unknown_tag_message
+
+            if entry is None:
+                raise CnnlabError(f"unknown weights {text!r} for {name}: give a checkpoint file or run "
+                                  "folder")
+            raise CnnlabError(unknown_tag_message(entry.name, text))
         path = resolve_checkpoint_path(text)
         sd, meta = read_checkpoint(path)
         return Checkpoint(sd, meta, str(path))
@@ -140,6 +147,18 @@ def read_weights(weights, entry=None) -> Checkpoint:
         return Checkpoint(dict(weights))
     raise CnnlabError(f"weights must be a checkpoint path, a run folder or a pretrained tag, "
                       f"got {type(weights).__name__}")
+
+
+def _tagged(tag: str, entry) -> Checkpoint | None:
+    """A pretrained tag of the catalogue (downloaded once into the cache); ``None`` if it is not one."""
+    from .catalogue import catalogue
+
+    found = catalogue().find(entry.name, tag)
+    if found is None:
+        return None
+    from .hub import weights_checkpoint
+
+    return weights_checkpoint(found)
 
 
 def describe_weights(ckpt: Checkpoint, entry) -> WeightsInfo:
@@ -187,25 +206,43 @@ def _probe_shapes(sd: dict[str, torch.Tensor], entry) -> tuple[int | None, int |
 
 
 def load_weights(model, weights, entry=None, strict: bool = True) -> Checkpoint:
-    """Load ``weights`` (see :func:`read_weights`) into ``model`` in place; returns the checkpoint."""
+    """Load ``weights`` (see :func:`read_weights`) into ``model`` in place; returns the checkpoint.
+
+    The preprocessing and class names the checkpoint records travel with it: ``model.default_cfg``
+    becomes its preprocessing (same input channels) and ``model.class_names`` its class names (same
+    class count), as :func:`cnnlab.create_model` does."""
     name = getattr(model, "model_name", "") or type(model).__name__
     ckpt = read_weights(weights, entry)
     saved_for = ckpt.metadata.get("model")
     if saved_for and name and saved_for != name:
-        raise CheckpointError(f"checkpoint is for model {saved_for!r}, not {name!r}; pick the matching --model")
+        raise CheckpointError(f"checkpoint is for model {saved_for!r}, not {name!r}; pick the matching "
+                              "--model")
     sd = strip_prefixes(ckpt.state_dict)
     convert = getattr(model, "convert_state_dict", None)
     if convert is not None:
         sd = convert(sd)
     _check_finite(sd, ckpt.source)
     _load_into(model, sd, name, strict)
+    _adopt_metadata(model, ckpt.metadata)
     return ckpt
 
 
+def _adopt_metadata(model, meta: dict[str, str]) -> None:
+    own = getattr(model, "default_cfg", None)
+    pre = read_preprocessing(meta, own)
+    if pre is not None and own is not None and pre.input_size[0] == own.input_size[0]:
+        model.default_cfg = pre
+    classes = read_classes(meta)
+    if classes is not None and len(classes) == getattr(model, "num_classes", None):
+        model.class_names = classes
+
+
 def _check_finite(sd: dict[str, torch.Tensor], source: str) -> None:
-    bad = [k for k, v in sd.items() if v.is_floating_point() and v.numel() and not bool(torch.isfinite(v).all())]
+    bad = [k for k, v in sd.items()
+           if v.is_floating_point() and v.numel() and not bool(torch.isfinite(v).all())]
     if bad:
-        raise CheckpointError(f"{source} holds NaN or infinite values in {len(bad)} tensor(s) (e.g. {bad[0]}); "
+        raise CheckpointError(f"{source} holds NaN or infinite values in {len(bad)} tensor(s) "
+                              f"(e.g. {bad[0]}); "
                               "these weights cannot be used: take an earlier checkpoint")
 
 
@@ -245,7 +282,8 @@ def _mismatch_message(name, missing, unexpected, mismatched, sd, own) -> str:
     parts = []
     if mismatched:
         k = mismatched[0]
-        parts.append(f"{len(mismatched)} tensors of another shape (e.g. {k}: {tuple(sd[k].shape)} vs {tuple(own[k].shape)})")
+        parts.append(f"{len(mismatched)} tensors of another shape (e.g. {k}: {tuple(sd[k].shape)} vs "
+                     f"{tuple(own[k].shape)})")
     if missing:
         parts.append(f"{len(missing)} missing (e.g. {missing[0]})")
     if unexpected:

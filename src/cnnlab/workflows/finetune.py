@@ -175,9 +175,7 @@ def prepare(config: FinetuneConfig) -> Prepared:
     R.seed_everything(config.seed)  # the new head's initialisation
     model = build_model(config, splits, in_chans)
     config = resolve(config, model)
-    load_weights(model, ckpt, entry=entry)
-    if info.preprocessing is not None:
-        model.default_cfg = info.preprocessing  # the weights' own size, mean/std, interpolation, crop
+    load_weights(model, ckpt, entry=entry)  # with the weights' own preprocessing (size, mean/std, crop)
     T.replace_head(model, len(splits.classes))
     T.freeze_stages(model, config.freeze)
     pre = preprocessing(config, model, in_chans)

@@ -21,8 +21,19 @@ def model_row(name: str) -> dict:
         "input": "x".join(str(s) for s in cfg.input_size),
         "classes": getattr(model, "num_classes", None),
         "loads": ", ".join(entry.loads) or "cnnlab",
-        "pretrained": ", ".join(sorted(entry.pretrained)),
+        "weights": weights_tags(name),
     }
+
+
+def weights_tags(name: str) -> list[str]:
+    """The model's pretrained tags (``cnnlab weights ls``), the default (``imagenet``) first."""
+    from ..weights.catalogue import catalogue
+
+    return catalogue().tags(name)
+
+
+def _weights_cell(tags: list[str]) -> str:
+    return f"imagenet +{len(tags) - 1}" if len(tags) > 1 else ("imagenet" if tags else "none")
 
 
 def model_rows(pattern: str | None = None) -> list[dict]:
@@ -35,10 +46,11 @@ def to_text(rows: list[dict]) -> str:
 
     table = Table(title=f"{len(rows)} models")
     for col, just in (("name", "left"), ("family", "left"), ("params", "right"), ("input", "right"),
-                      ("loads", "left")):
+                      ("loads", "left"), ("weights", "left")):
         table.add_column(col, justify=just)
     for r in rows:
-        table.add_row(r["name"], r["family"], f"{r['params']:,}", r["input"], r["loads"])
+        table.add_row(r["name"], r["family"], f"{r['params']:,}", r["input"], r["loads"],
+                      _weights_cell(r["weights"]))
     console = Console(width=120, record=True)
     with console.capture() as cap:
         console.print(table)
@@ -46,8 +58,10 @@ def to_text(rows: list[dict]) -> str:
 
 
 def to_markdown(rows: list[dict]) -> str:
-    lines = ["| model | paper | params | default input | loads checkpoints of |", "|---|---|---:|---|---|"]
+    lines = ["| model | paper | params | default input | loads checkpoints of | pretrained (`cnnlab weights ls`) |",
+             "|---|---|---:|---|---|---|"]
     for r in rows:
-        loads = r["loads"] + (f"; pretrained: {r['pretrained']}" if r["pretrained"] else "")
-        lines.append(f"| `{r['name']}` | {r['paper']} | {r['params']:,} | {r['input']} | {loads} |")
+        tags = r["weights"]
+        tags = "none" if not tags else f"imagenet = {tags[0]}" + (f" (+{len(tags) - 1} tags)" if len(tags) > 1 else "")
+        lines.append(f"| `{r['name']}` | {r['paper']} | {r['params']:,} | {r['input']} | {r['loads']} | {tags} |")
     return "\n".join(lines)
