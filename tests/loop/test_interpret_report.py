@@ -91,13 +91,27 @@ def test_interpret_of_a_folder_run_names_the_files(folder_run, tiny):
     assert "Skipped files: 1" in html and "broken.png" in html
 
 
-def test_interpret_cli_saves_the_temperature(folder_run, tmp_path):
+def test_interpret_cli_saves_the_temperature(folder_run, tiny, tmp_path):
     run = _copy(folder_run[0], tmp_path)
     proc = run_cli(["interpret", str(run), "--top-k", "4", "--save-temperature", "--out", "mine"], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "ECE" in proc.stdout and (tmp_path / "mine" / "top_losses.png").is_file()
     fitted = json.loads((tmp_path / "mine" / "interpret.json").read_text())["calibration"]["temperature"]
     assert json.loads((run / "calibration.json").read_text())["temperature"] == fitted
+    # predict takes the softmax over the saved temperature
+    import torch
+
+    import cnnlab
+    from cnnlab.data.images import read_image
+
+    image = next((tiny / "val" / "class_a").glob("*.png"))
+    trained = cnnlab.load_trained(weights=str(run))
+    assert trained.temperature == fitted
+    x = trained.transform()(read_image(image, trained.image_mode)).unsqueeze(0)
+    with torch.no_grad():
+        expected = torch.softmax(trained.model(x) / fitted, dim=1)[0]
+    (pred,) = cnnlab.predict(str(run), [str(image)], topk=1)
+    assert pred.top[0].prob == pytest.approx(float(expected.max()), rel=1e-5)
 
 
 @pytest.mark.parametrize("call, match", [(lambda p: report(p), "not a run folder"),

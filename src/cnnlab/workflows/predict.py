@@ -5,7 +5,8 @@ cnnlab checkpoint brings its model name (``model`` may be the run folder itself)
 preprocessing its run validated with; a pretrained tag brings ImageNet's names. Each image is read the
 one way every command reads images (:func:`cnnlab.data.images.read_image`: EXIF orientation applied,
 decompression bombs and non-files refused), preprocessed and classified in batches; the result per
-image is its top-k (class index, class name, probability). A folder stands for the images in it
+image is its top-k (class index, class name, probability; the softmax is taken over the temperature
+``cnnlab interpret --save-temperature`` saved for the run, if any). A folder stands for the images in it
 (sorted, not recursive). An image that cannot be read gives an error entry instead of stopping the
 others.
 """
@@ -90,17 +91,19 @@ def classify(trained: Trained, images: list, topk: int, device: torch.device) ->
         except CnnlabError as exc:
             pred.error = str(exc)
         if len(batch) == BATCH:
-            _classify(model, batch, trained.classes, topk, device)
+            _classify(model, batch, trained, topk, device)
             batch = []
     if batch:
-        _classify(model, batch, trained.classes, topk, device)
+        _classify(model, batch, trained, topk, device)
     return results
 
 
 @torch.no_grad()
-def _classify(model, batch, names: list[str], topk: int, device) -> None:
+def _classify(model, batch, trained: Trained, topk: int, device) -> None:
+    """Top-k of a batch: softmax of the logits over the run's saved temperature (1 when none)."""
+    names = trained.classes
     x = torch.stack([t for _, t in batch]).to(device)
-    probs = torch.softmax(model(x).float(), dim=1).cpu()
+    probs = torch.softmax(model(x).float() / trained.temperature, dim=1).cpu()
     values, indices = probs.topk(min(topk, probs.shape[1]), dim=1)
     for (pred, _), vals, idxs in zip(batch, values.tolist(), indices.tolist()):
         pred.top = [TopK(i, names[i], p) for i, p in zip(idxs, vals)]

@@ -38,6 +38,7 @@ class Trained:
     preprocessing: DataConfig  # the evaluation preprocessing (cnnlab.data.eval_transform)
     weights: str | None = None  # where the weights came from (a path, a tag), None: untrained
     run: dict | None = None  # the run's config.json when the weights are a run's
+    temperature: float = 1.0  # softmax(logits / T): the run's calibration.json (cnnlab interpret), else 1
 
     @property
     def in_chans(self) -> int:
@@ -71,7 +72,17 @@ def load_trained(model=None, weights=None, *, num_classes: int | None = None, in
         notice(f"{model}: no weights given, so this is a randomly initialised network (its answers are guesses); "
                "pass weights: a run folder, a checkpoint or a pretrained tag such as 'imagenet'")
     built = create_model(model, num_classes=num_classes, in_chans=in_chans, weights=weights)
-    return _from_module(built, source=_describe(weights), run=run_config(model, weights))
+    trained = _from_module(built, source=_describe(weights), run=run_config(model, weights))
+    trained.temperature = saved_temperature(weights) if trained.run is not None else 1.0
+    return trained
+
+
+def saved_temperature(weights) -> float:
+    """The temperature ``cnnlab interpret --save-temperature`` fitted for the run (1 when none is saved)."""
+    p = Path(weights)
+    record = _read_json((p if p.is_dir() else p.parent) / "calibration.json") or {}
+    value = record.get("temperature", 1.0)
+    return float(value) if isinstance(value, int | float) and 0 < value < 1e3 else 1.0
 
 
 def _from_module(model: nn.Module, source: str | None = None, run: dict | None = None) -> Trained:
