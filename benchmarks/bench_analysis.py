@@ -138,10 +138,15 @@ def _cell(entry: dict) -> str:
 
 def main() -> int:
     speed = time_all_models()
-    print(f"profiled {speed['models']} registered models at their default inputs in "
-          f"{speed['total_seconds']} s (2 threads; slowest: "
-          + ", ".join(f"{r['model']} {r['seconds']} s" for r in sorted(speed['per_model'], key=lambda r: -r['seconds'])[:3])
-          + ")")
+    print(
+        f"profiled {speed['models']} registered models at their default inputs in "
+        f"{speed['total_seconds']} s (2 threads; slowest: "
+        + ", ".join(
+            f"{r['model']} {r['seconds']} s"
+            for r in sorted(speed["per_model"], key=lambda r: -r["seconds"])[:3]
+        )
+        + ")"
+    )
     rows = compare_counts()
     tools = ["cnnlab", *PEERS]
     print(f"\n{'model':<18} {'REFERENCE':>10} " + " ".join(f"{t:>22}" for t in tools))

@@ -18,7 +18,8 @@ a normalised float32 3x224x224 tensor, in ONE process with one thread (a DataLoa
   (:mod:`cnnlab.data.gpu`), batches of 256 - only when CUDA is present; ``... on CPU`` is the same
   batched code on the CPU (its fallback), for reference.
 
-The pipelines run alternately (in a rotating order) ``--repeats`` times over all images; a figure is images / CPU-second of
+The pipelines run alternately (in a rotating order) ``--repeats`` times over all images; a figure is images /
+CPU-second of
 this process (``time.process_time``: on a shared machine, wall time mostly measures the neighbours)
 - the best and the median of the repeats - and images / wall-second (best). Writes
 benchmarks/results/data.json (atomically) and prints a table.
@@ -80,7 +81,9 @@ def make_jpegs(scenes: Path, folder: Path, n: int) -> list[str]:
 
 
 def cnnlab_pipeline(paths, fast_decode: bool = True):
-    transform = build_transform("none", train=True, input_size=SIZE, mean=MEAN, std=STD, base="rrc", flip=True)
+    transform = build_transform(
+        "none", train=True, input_size=SIZE, mean=MEAN, std=STD, base="rrc", flip=True
+    )
     transform.fast_decode = fast_decode
     dataset = ImageFileDataset([(p, 0) for p in paths], ["x"], transform=transform)
     return lambda i: dataset[i][0]
@@ -107,8 +110,14 @@ def albumentations_pipeline(paths):
     from albumentations.pytorch import ToTensorV2
 
     cv2.setNumThreads(1)
-    t = A.Compose([A.RandomResizedCrop(size=(SIZE, SIZE)), A.HorizontalFlip(), A.Normalize(mean=MEAN, std=STD),
-                   ToTensorV2()])
+    t = A.Compose(
+        [
+            A.RandomResizedCrop(size=(SIZE, SIZE)),
+            A.HorizontalFlip(),
+            A.Normalize(mean=MEAN, std=STD),
+            ToTensorV2(),
+        ]
+    )
     return lambda i: t(image=cv2.cvtColor(cv2.imread(paths[i]), cv2.COLOR_BGR2RGB))["image"]
 
 
@@ -174,10 +183,22 @@ def main() -> int:
         print(f"{name:<30} {r['cpu_best']:>28,.0f} {r['cpu_median']:>8,.0f} {r['wall_best']:>10,.0f}")
     fastest_peer = max(v["cpu_best"] for k, v in results.items() if not k.startswith("cnnlab"))
     print(f"cnnlab / fastest peer (CPU time, best): {results['cnnlab']['cpu_best'] / fastest_peer:.2f}")
-    write_json(ARGS.out, {"images": len(paths), "image_size": [500, 375], "crop": SIZE, "repeats": ARGS.repeats,
-                          "threads": 1, "torch": torch.__version__, "cuda": torch.cuda.is_available(),
-                          "machine": platform.platform(), "processor": platform.processor(),
-                          "cpu_count": os.cpu_count(), "results": results})
+    write_json(
+        ARGS.out,
+        {
+            "images": len(paths),
+            "image_size": [500, 375],
+            "crop": SIZE,
+            "repeats": ARGS.repeats,
+            "threads": 1,
+            "torch": torch.__version__,
+            "cuda": torch.cuda.is_available(),
+            "machine": platform.platform(),
+            "processor": platform.processor(),
+            "cpu_count": os.cpu_count(),
+            "results": results,
+        },
+    )
     return 0
 
 

@@ -101,7 +101,10 @@ PEERS = {
     ), batch=4, repeats=5, warmup=2, rows_key="rows", peer_prefix="torchvision"),
 }
 
-BUILDERS = {"torchvision": lambda name, **kw: getattr(torchvision.models, name)(**kw), "timm": timm.create_model}
+BUILDERS = {
+    "torchvision": lambda name, **kw: getattr(torchvision.models, name)(**kw),
+    "timm": timm.create_model,
+}
 
 
 def parse_args() -> argparse.Namespace:
@@ -131,7 +134,10 @@ def plan(p: argparse.ArgumentParser, args: argparse.Namespace) -> dict[str, list
     known = {r.model for f in families for r in PEERS[f].pairs}
     unknown = sorted(set(args.models or ()) - known)
     if unknown:
-        p.error(f"--models {' '.join(unknown)}: not in family {args.family}; choose from {' '.join(sorted(known))}")
+        p.error(
+            f"--models {' '.join(unknown)}: not in family {args.family}; choose from "
+            f"{' '.join(sorted(known))}"
+        )
     if args.predict and not chosen.get("efficient"):
         p.error("--predict goes with the efficient family: use --family efficient or all "
                 "(and an efficient model in --models, if given)")
@@ -198,8 +204,16 @@ def measure(row: Pair, family: Family, args: argparse.Namespace) -> dict:
     t_train = time_alternately([train_step(ours, x), train_step(peer, x)], args)
     ips = [args.batch / t for t in t_infer + t_train]
     p = family.peer_prefix
-    return {"model": row.model, "peer": row.label, "input": row.input, "max_abs_diff": diff,
-            "cnnlab_infer_ips": ips[0], f"{p}_infer_ips": ips[1], "cnnlab_train_ips": ips[2], f"{p}_train_ips": ips[3]}
+    return {
+        "model": row.model,
+        "peer": row.label,
+        "input": row.input,
+        "max_abs_diff": diff,
+        "cnnlab_infer_ips": ips[0],
+        f"{p}_infer_ips": ips[1],
+        "cnnlab_train_ips": ips[2],
+        f"{p}_train_ips": ips[3],
+    }
 
 
 def measure_predict(device: str) -> dict:
@@ -209,7 +223,9 @@ def measure_predict(device: str) -> dict:
     photos = {n: getattr(data, n)() for n in ("chelsea", "coffee", "astronaut", "rocket", "camera")}
     photos.update(zip(("china", "flower"), load_sample_images().images))
     t0 = time.perf_counter()
-    results = cnnlab.predict("efficientnet_lite0", list(photos.values()), weights="imagenet", topk=1, device=device)
+    results = cnnlab.predict(
+        "efficientnet_lite0", list(photos.values()), weights="imagenet", topk=1, device=device
+    )
     seconds = time.perf_counter() - t0
     top1 = {n: f"{r.top[0].name} ({r.top[0].prob:.2f})" for n, r in zip(photos, results)}
     return {"images": len(photos), "seconds_incl_model_load": seconds, "top1": top1}
@@ -220,12 +236,16 @@ class Table:
 
     def __init__(self, pairs: list[Pair], peer_prefix: str):
         p = peer_prefix
-        self.cols = [("model", "model", "<", "s", max(5, *(len(r.model) for r in pairs))),
-                     ("peer", "peer", "<", "s", max(4, *(len(r.label) for r in pairs))),
-                     ("in", "input", ">", "d", 4),
-                     ("infer cnnlab", "cnnlab_infer_ips", ">", ".2f", 12), ("infer peer", f"{p}_infer_ips", ">", ".2f", 10),
-                     ("train cnnlab", "cnnlab_train_ips", ">", ".2f", 12), ("train peer", f"{p}_train_ips", ">", ".2f", 10),
-                     ("max|diff|", "max_abs_diff", ">", ".1e", 9)]
+        self.cols = [
+            ("model", "model", "<", "s", max(5, *(len(r.model) for r in pairs))),
+            ("peer", "peer", "<", "s", max(4, *(len(r.label) for r in pairs))),
+            ("in", "input", ">", "d", 4),
+            ("infer cnnlab", "cnnlab_infer_ips", ">", ".2f", 12),
+            ("infer peer", f"{p}_infer_ips", ">", ".2f", 10),
+            ("train cnnlab", "cnnlab_train_ips", ">", ".2f", 12),
+            ("train peer", f"{p}_train_ips", ">", ".2f", 10),
+            ("max|diff|", "max_abs_diff", ">", ".1e", 9),
+        ]
         print("  ".join(f"{head:{a}{w}}" for head, _, a, _, w in self.cols), flush=True)
 
     def row(self, r: dict) -> None:
@@ -261,8 +281,10 @@ def run_family(name: str, pairs: list[Pair], args: argparse.Namespace) -> None:
     out = {"meta": meta(args), family.rows_key: results}
     if name == "efficient" and args.predict:
         out["predict"] = pr = measure_predict(args.device)
-        print(f"predict: {pr['images']} photos in {pr['seconds_incl_model_load']:.2f} s (model load included): "
-              f"{pr['top1']}")
+        print(
+            f"predict: {pr['images']} photos in {pr['seconds_incl_model_load']:.2f} s (model load included): "
+            f"{pr['top1']}"
+        )
     path = os.path.join(args.out, f"{name}.json")
     write_json(path, out)
     print(f"wrote {path}", flush=True)

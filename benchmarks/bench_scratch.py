@@ -120,9 +120,14 @@ def main() -> int:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     convs = [bench_conv(*row) for row in CONV_LAYERS]
     train = bench_training()
-    print(f"threads {ARGS.threads}, repeats {ARGS.repeats}, numpy {np.__version__}, torch {torch.__version__}, "
-          f"load average at start {load}")
-    print(f"{'conv layer (fwd+bwd, float32)':<30} {'batch':>5} {'MMACs':>8} {'scratch ms':>11} {'torch ms':>9} {'ratio':>6}")
+    print(
+        f"threads {ARGS.threads}, repeats {ARGS.repeats}, numpy {np.__version__}, torch {torch.__version__}, "
+        f"load average at start {load}"
+    )
+    print(
+        f"{'conv layer (fwd+bwd, float32)':<30} {'batch':>5} {'MMACs':>8} {'scratch ms':>11} {'torch ms':>9} "
+        f"{'ratio':>6}"
+    )
     for r in convs:
         print(f"{r['layer']:<30} {r['batch']:>5} {r['macs'] / 1e6:>8.1f} {r['scratch_ms']:>11.2f} "
               f"{r['torch_ms']:>9.2f} {r['ratio']:>6.2f}")

@@ -66,7 +66,10 @@ def measure(load: str) -> dict:
         out = {}
         for label, threads in THREADS.items():
             with tempfile.TemporaryDirectory() as tmp:
-                out[label] = {"train": train_run(threads, Path(tmp)), "scratch": scratch_run(threads, Path(tmp))}
+                out[label] = {
+                    "train": train_run(threads, Path(tmp)),
+                    "scratch": scratch_run(threads, Path(tmp)),
+                }
         return out
     finally:
         if spinner is not None:

@@ -9,7 +9,8 @@ evaluation) on the CPU, with the same model, batch size, optimizer and data for 
 
 The contenders alternate, ``REPEATS`` times each (after one warm-up round), so load that changes
 during the run affects all of them alike; the table shows the best (the least disturbed) and the
-median repeat, and the overhead is computed on the best. The trainer's figure is its own per-epoch images/s (train
+median repeat, and the overhead is computed on the best. The trainer's figure is its own per-epoch images/s
+(train
 phase only). Writes benchmarks/results/train.json (atomically) and prints a table.
 
     python benchmarks/bench_train.py
@@ -54,15 +55,22 @@ def plain_loop(model: nn.Module, data, epochs: int) -> float:
 
 def trainer(model: nn.Module, data, epochs: int, num_classes: int) -> float:
     tiny_val = torch.utils.data.Subset(data, range(8))
-    result = fit(model, data, tiny_val, FitConfig(epochs=epochs, progress=False, schedule="constant", **SETTINGS),
-                 num_classes=num_classes)
+    result = fit(
+        model,
+        data,
+        tiny_val,
+        FitConfig(epochs=epochs, progress=False, schedule="constant", **SETTINGS),
+        num_classes=num_classes,
+    )
     images = sum(r["images_per_s"] * r["seconds"] for r in result.history)
     return images / sum(r["seconds"] for r in result.history)
 
 
 def synthetic(n: int, size: int, classes: int = 10) -> TensorDataset:
     g = torch.Generator().manual_seed(0)
-    return TensorDataset(torch.randn(n, 3, size, size, generator=g), torch.randint(0, classes, (n,), generator=g))
+    return TensorDataset(
+        torch.randn(n, 3, size, size, generator=g), torch.randint(0, classes, (n,), generator=g)
+    )
 
 
 def digits() -> TensorDataset:
@@ -86,15 +94,21 @@ def contenders():
         return create_model(name, **kw)
 
     return {
-        ("resnet18 64x64 synthetic", "cnnlab trainer"): lambda: trainer(fresh("resnet18", num_classes=10), rn_data, 1, 10),
-        ("resnet18 64x64 synthetic", "plain PyTorch loop"): lambda: plain_loop(fresh("resnet18", num_classes=10),
-                                                                               rn_data, 1),
+        ("resnet18 64x64 synthetic", "cnnlab trainer"): lambda: trainer(
+            fresh("resnet18", num_classes=10), rn_data, 1, 10
+        ),
+        ("resnet18 64x64 synthetic", "plain PyTorch loop"): lambda: plain_loop(
+            fresh("resnet18", num_classes=10), rn_data, 1
+        ),
         ("resnet18 64x64 synthetic", "timm resnet18, plain loop"): lambda: plain_loop(
-            timm.create_model("resnet18", num_classes=10), rn_data, 1),
-        ("lenet5 digits 1x32x32", "cnnlab trainer"): lambda: trainer(fresh("lenet5", num_classes=10, in_chans=1),
-                                                                      lenet_data, 2, 10),
+            timm.create_model("resnet18", num_classes=10), rn_data, 1
+        ),
+        ("lenet5 digits 1x32x32", "cnnlab trainer"): lambda: trainer(
+            fresh("lenet5", num_classes=10, in_chans=1), lenet_data, 2, 10
+        ),
         ("lenet5 digits 1x32x32", "plain PyTorch loop"): lambda: plain_loop(
-            fresh("lenet5", num_classes=10, in_chans=1), lenet_data, 2),
+            fresh("lenet5", num_classes=10, in_chans=1), lenet_data, 2
+        ),
     }
 
 
@@ -110,17 +124,37 @@ def main() -> None:
     rows = []
     for (case, who), values in samples.items():
         plain = max(samples[(case, "plain PyTorch loop")])
-        rows.append({"case": case, "contender": who, "images_per_s": round(max(values), 1),
-                     "median_images_per_s": round(statistics.median(values), 1),
-                     "samples": [round(v, 1) for v in values], "vs_plain_pct": round(100 * (max(values) / plain - 1), 2)})
+        rows.append(
+            {
+                "case": case,
+                "contender": who,
+                "images_per_s": round(max(values), 1),
+                "median_images_per_s": round(statistics.median(values), 1),
+                "samples": [round(v, 1) for v in values],
+                "vs_plain_pct": round(100 * (max(values) / plain - 1), 2),
+            }
+        )
     print(f"{'case':<26} {'contender':<27} {'best img/s':>10} {'median':>8} {'vs plain':>9}")
     for r in rows:
-        print(f"{r['case']:<26} {r['contender']:<27} {r['images_per_s']:>10.1f} {r['median_images_per_s']:>8.1f} "
-              f"{r['vs_plain_pct']:>+8.2f}%")
+        print(
+            f"{r['case']:<26} {r['contender']:<27} {r['images_per_s']:>10.1f} "
+            f"{r['median_images_per_s']:>8.1f} "
+            f"{r['vs_plain_pct']:>+8.2f}%"
+        )
     out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "train.json")
-    write_json(out, {"what": "training images/s on CPU, best and median of alternating repeats", "threads": THREADS,
-                     "repeats": REPEATS, "settings": SETTINGS, "torch": torch.__version__,
-                     "cpu": platform.processor() or platform.machine(), "cpus": os.cpu_count(), "rows": rows})
+    write_json(
+        out,
+        {
+            "what": "training images/s on CPU, best and median of alternating repeats",
+            "threads": THREADS,
+            "repeats": REPEATS,
+            "settings": SETTINGS,
+            "torch": torch.__version__,
+            "cpu": platform.processor() or platform.machine(),
+            "cpus": os.cpu_count(),
+            "rows": rows,
+        },
+    )
     print(f"wrote {out}")
 
 

@@ -67,8 +67,16 @@ def make_subset(root: Path) -> Path:
 def finetune_run(data: Path, work: Path, name: str, **kw):
     from cnnlab.workflows.finetune import FinetuneConfig, finetune
 
-    cfg = FinetuneConfig(data=str(data), weights="imagenet", out=str(work / "runs"), name=name, progress=False,
-                         cache_dir=str(work / "cache"), batch_size=32, **kw)
+    cfg = FinetuneConfig(
+        data=str(data),
+        weights="imagenet",
+        out=str(work / "runs"),
+        name=name,
+        progress=False,
+        cache_dir=str(work / "cache"),
+        batch_size=32,
+        **kw,
+    )
     start = time.perf_counter()
     result = finetune(cfg)
     return result, time.perf_counter() - start
@@ -98,11 +106,21 @@ def scratch_for(data: Path, budget: float) -> dict:
                 trainer._stop_requested = True  # the loop's own clean-stop flag (as Ctrl-C sets it)
             self.last = now
 
-    trainer = Trainer(model, splits.train, splits.val, FitConfig(epochs=1000, batch_size=32, lr=1e-3, progress=False),
-                      num_classes=2, hooks=StopAtBudget())
+    trainer = Trainer(
+        model,
+        splits.train,
+        splits.val,
+        FitConfig(epochs=1000, batch_size=32, lr=1e-3, progress=False),
+        num_classes=2,
+        hooks=StopAtBudget(),
+    )
     fit = trainer.fit()
-    return {"seconds": time.perf_counter() - start, "epochs": len(fit.history),
-            "best_val_top1": fit.best.get("val_top1", 0.0), "history": [round(h["val_top1"], 2) for h in fit.history]}
+    return {
+        "seconds": time.perf_counter() - start,
+        "epochs": len(fit.history),
+        "best_val_top1": fit.best.get("val_top1", 0.0),
+        "history": [round(h["val_top1"], 2) for h in fit.history],
+    }
 
 
 def main() -> None:
@@ -119,16 +137,30 @@ def main() -> None:
         large, _ = finetune_run(data, work, "large", regime="large", epochs=1)
     cached_epoch = statistics.median(h["seconds"] for h in history)
     results = {
-        "machine": {"cpu": platform.processor() or platform.machine(), "threads": ARGS.threads,
-                    "torch": torch.__version__},
-        "data": {"train_per_class": ARGS.train, "val_per_class": ARGS.val, "classes": ["buildings", "forest"]},
+        "machine": {
+            "cpu": platform.processor() or platform.machine(),
+            "threads": ARGS.threads,
+            "torch": torch.__version__,
+        },
+        "data": {
+            "train_per_class": ARGS.train,
+            "val_per_class": ARGS.val,
+            "classes": ["buildings", "forest"],
+        },
         "small_end_to_end": record,
         "scratch_same_wall_time": scratch,
-        "epoch_seconds": {"head_from_cache": cached_epoch, "frozen_backbone_no_cache": nocache.last["seconds"],
-                          "speedup": nocache.last["seconds"] / max(cached_epoch, 1e-9),
-                          "medium": medium.last["seconds"], "large": large.last["seconds"]},
-        "one_epoch_run_wall_seconds": {"frozen_backbone_no_cache": nocache.seconds, "medium": medium.seconds,
-                                       "large": large.seconds},
+        "epoch_seconds": {
+            "head_from_cache": cached_epoch,
+            "frozen_backbone_no_cache": nocache.last["seconds"],
+            "speedup": nocache.last["seconds"] / max(cached_epoch, 1e-9),
+            "medium": medium.last["seconds"],
+            "large": large.last["seconds"],
+        },
+        "one_epoch_run_wall_seconds": {
+            "frozen_backbone_no_cache": nocache.seconds,
+            "medium": medium.seconds,
+            "large": large.seconds,
+        },
     }
     write_json(ARGS.out, results)
     print_table(results)
@@ -159,7 +191,10 @@ def print_table(r: dict) -> None:
         ("small regime end to end (imagenet weights), wall s", f"{s['wall_seconds']:.1f}"),
         ("  of which feature extraction, s", f"{s['extract_seconds']:.1f}"),
         ("  best val top-1 %", f"{s['best_val_top1']:.2f}"),
-        (f"from scratch, same wall time ({sc['epochs']} epochs), best val top-1 %", f"{sc['best_val_top1']:.2f}"),
+        (
+            f"from scratch, same wall time ({sc['epochs']} epochs), best val top-1 %",
+            f"{sc['best_val_top1']:.2f}",
+        ),
         ("head epoch from the cache, s", f"{e['head_from_cache']:.4f}"),
         ("same epoch through the frozen backbone (no cache), s", f"{e['frozen_backbone_no_cache']:.2f}"),
         ("  speed-up of the cache, x", f"{e['speedup']:.0f}"),

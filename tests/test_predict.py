@@ -56,8 +56,21 @@ def test_cli_predict_json_and_unreadable_images(tmp_path):
     cat = tmp_path / "chelsea.jpg"
     Image.fromarray(photos()["chelsea"]).save(cat)
     (tmp_path / "broken.jpg").write_bytes(b"not a jpeg")
-    cmd = [sys.executable, "-m", "cnnlab", "predict", "efficientnet_lite0", str(cat), str(tmp_path / "broken.jpg"),
-           str(tmp_path / "missing.png"), "--weights", "imagenet", "--topk", "3", "--json"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "cnnlab",
+        "predict",
+        "efficientnet_lite0",
+        str(cat),
+        str(tmp_path / "broken.jpg"),
+        str(tmp_path / "missing.png"),
+        "--weights",
+        "imagenet",
+        "--topk",
+        "3",
+        "--json",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     assert proc.returncode == 1
     errors = [line for line in proc.stderr.splitlines() if line.startswith("cnnlab: error")]

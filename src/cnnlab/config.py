@@ -68,7 +68,9 @@ def build_config(config_cls, config=None, overrides: dict | None = None):
     elif isinstance(config, dict):
         config = apply_overrides(config_cls(), config)
     elif not isinstance(config, config_cls):
-        raise CnnlabError(f"expected a {config_cls.__name__}, a dict of its fields or None, got {type(config).__name__}")
+        raise CnnlabError(
+            f"expected a {config_cls.__name__}, a dict of its fields or None, got {type(config).__name__}"
+        )
     return apply_overrides(config, overrides) if overrides else config
 
 
@@ -182,4 +184,7 @@ def field_docs(config_cls) -> str:
 def document(function, config_cls) -> None:
     """Append the fields of ``config_cls`` to ``function``'s docstring (what ``help`` shows)."""
     function.__doc__ = (function.__doc__ or "") + (
-        f"\n\n    Settings ({config_cls.__name__} fields, also keyword arguments):\n\n" + field_docs(config_cls) + "\n")
+        f"\n\n    Settings ({config_cls.__name__} fields, also keyword arguments):\n\n"
+        + field_docs(config_cls)
+        + "\n"
+    )

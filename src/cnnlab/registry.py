@@ -74,7 +74,9 @@ def get_entry(name: str) -> ModelEntry:
     return _REGISTRY[name]
 
 
-def create_model(name: str, num_classes: int | None = None, in_chans: int | None = None, weights=None, **kwargs):
+def create_model(
+    name: str, num_classes: int | None = None, in_chans: int | None = None, weights=None, **kwargs
+):
     """Build a registered model by name; ``weights`` is a checkpoint file, a run folder, a pretrained
     tag (``"imagenet"``, ``"imagenet1k_v2"``, ...: ``cnnlab weights ls``) or a state_dict.
 

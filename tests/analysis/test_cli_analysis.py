@@ -10,7 +10,9 @@ import pytest
 
 
 def cnnlab(*args, check=True):
-    proc = subprocess.run([sys.executable, "-m", "cnnlab", *args], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "cnnlab", *args], capture_output=True, text=True, timeout=300
+    )
     if check:
         assert proc.returncode == 0, proc.stderr
     return proc
@@ -24,7 +26,9 @@ def test_cost_examples_print_the_notes_numbers():
     assert "2,160" in out and "672" in out and "432" in out and "240" in out
     out = cnnlab("cost", "stack", "--channels", "128", "--kernels", "3,3", "--vs", "5").stdout
     assert "294,912" in out and "409,600" in out and "0.72" in out
-    out = cnnlab("cost", "conv", "--input", "28x28x128", "--kernel", "3", "--out", "128", "--bottleneck", "32").stdout
+    out = cnnlab(
+        "cost", "conv", "--input", "28x28x128", "--kernel", "3", "--out", "128", "--bottleneck", "32"
+    ).stdout
     assert "147,456" in out and "40,960" in out
     out = cnnlab("cost", "conv", "--input", "8x8x6", "--kernel", "3", "--out", "9", "--groups", "3").stdout
     assert "weights: 162" in out and f"MACs:    {8 * 8 * 162:,}" in out
@@ -35,7 +39,8 @@ SLOW = pytest.mark.slow
 
 @pytest.mark.parametrize("args", [
     ["cost", "conv", "--input", "4x4x3", "--kernel", "7", "--out", "5", "--padding", "0"],
-    pytest.param(["cost", "conv", "--input", "8x8x3", "--kernel", "3", "--out", "5", "--stride", "0"], marks=SLOW),
+    pytest.param(["cost", "conv", "--input", "8x8x3", "--kernel", "3", "--out", "5", "--stride", "0"],
+                 marks=SLOW),
     pytest.param(["cost", "separable", "--input", "6x6", "--kernel", "3", "--out", "5"], marks=SLOW),
     ["cost", "stack", "--channels", "128", "--kernels", "3,x", "--vs", "5"],
     ["cost", "conv", "--input", "8x8x6", "--kernel", "3", "--out", "8", "--groups", "4"],

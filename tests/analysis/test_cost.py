@@ -55,7 +55,8 @@ def test_impossible_geometry(kwargs, message):
 
 
 @settings(deadline=None, max_examples=60)
-@given(n=st.integers(1, 64), k=st.integers(1, 9), s=st.integers(1, 4), p=st.integers(0, 4), d=st.integers(1, 3))
+@given(n=st.integers(1, 64), k=st.integers(1, 9), s=st.integers(1, 4), p=st.integers(0, 4),
+       d=st.integers(1, 3))
 def test_output_size_matches_torch(n, k, s, p, d):
     import torch
 

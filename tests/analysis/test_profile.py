@@ -20,8 +20,22 @@ from ..reference import REFERENCE
 
 ALL = cnnlab.list_models()
 # Cheap enough for every run; the rest are marked slow (they still run in CI).
-FAST = {"lenet5_relu", "alexnet_2012", "zfnet", "vgg16", "resnet50", "resnet50_v1", "googlenet", "mobilenet_v2",
-        "mobilenet_v1", "vit_b_16", "wrn28_10", "efficientnet_b0", "resnext50_32x4d", "nin"}
+FAST = {
+    "lenet5_relu",
+    "alexnet_2012",
+    "zfnet",
+    "vgg16",
+    "resnet50",
+    "resnet50_v1",
+    "googlenet",
+    "mobilenet_v2",
+    "mobilenet_v1",
+    "vit_b_16",
+    "wrn28_10",
+    "efficientnet_b0",
+    "resnext50_32x4d",
+    "nin",
+}
 
 
 def _param(name):
@@ -119,8 +133,11 @@ def test_attention_manual_and_sdpa():
     assert counted(sdpa, ATTN, ATTN, ATTN, device="cpu") == ATTN_MACS
 
 
-@pytest.mark.parametrize("op", ["_scaled_dot_product_efficient_attention", "_scaled_dot_product_flash_attention",
-                                "_scaled_dot_product_flash_attention_for_cpu", "_scaled_dot_product_cudnn_attention"])
+FUSED_ATTENTION = ["_scaled_dot_product_efficient_attention", "_scaled_dot_product_flash_attention",
+                   "_scaled_dot_product_flash_attention_for_cpu", "_scaled_dot_product_cudnn_attention"]
+
+
+@pytest.mark.parametrize("op", FUSED_ATTENTION)
 def test_fused_attention_kernels(op):
     fn = getattr(torch.ops.aten, op, None)
     if fn is None:

@@ -84,7 +84,11 @@ def test_toy_by_hand():
 def _probe(model, size, layer):
     rf = receptive_field(model, (3, size, size), [layer])[layer]
     measured = receptive_field_gradient(model, (3, size, size), layer)
-    assert (measured.rows, measured.cols) == expected_bounds(rf, measured.unit, (size, size)), (layer, rf, measured)
+    assert (measured.rows, measured.cols) == expected_bounds(rf, measured.unit, (size, size)), (
+        layer,
+        rf,
+        measured,
+    )
     return rf, measured
 
 

@@ -101,7 +101,9 @@ def test_csv_list(tmp_path):
     (tmp_path / "list.csv").write_text("\n".join(rows) + "\n")
     splits = open_dataset(str(tmp_path / "list.csv"), val_split=0.5)
     assert splits.classes == ["x", "y"] and len(splits.val) == 6
-    (tmp_path / "split.csv").write_text("\n".join(r + (",train" if i % 3 else ",val") for i, r in enumerate(rows[1:])))
+    (tmp_path / "split.csv").write_text(
+        "\n".join(r + (",train" if i % 3 else ",val") for i, r in enumerate(rows[1:]))
+    )
     assert len(open_dataset(str(tmp_path / "split.csv")).val) == 4
 
 
@@ -117,7 +119,9 @@ def test_cifar10_python_batches(tmp_path):
     splits = open_dataset(f"cifar10:{tmp_path}")
     assert (len(splits.train), len(splits.val)) == (50, 10) and splits.input_size == (3, 32, 32)
     assert splits.classes[3] == "c3" and splits.train[0][0].shape == (3, 32, 32)
-    first = torch.from_numpy(pickle.loads((root / "data_batch_1").read_bytes())[b"data"][0].reshape(3, 32, 32))
+    first = torch.from_numpy(
+        pickle.loads((root / "data_batch_1").read_bytes())[b"data"][0].reshape(3, 32, 32)
+    )
     assert torch.equal(splits.train[0][0], first)
 
 

@@ -26,7 +26,11 @@ def test_boxes_follow_random_resized_crop_rules():
     sizes = torch.tensor([[375, 500], [100, 40], [60, 60]] * 50)
     boxes = aug.boxes(sizes)
     w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
-    assert (boxes[:, :2] >= 0).all() and (boxes[:, 2] <= sizes[:, 1]).all() and (boxes[:, 3] <= sizes[:, 0]).all()
+    assert (
+        (boxes[:, :2] >= 0).all()
+        and (boxes[:, 2] <= sizes[:, 1]).all()
+        and (boxes[:, 3] <= sizes[:, 0]).all()
+    )
     frac = (w * h) / (sizes[:, 0] * sizes[:, 1])
     assert (frac > 0.06).all() and (frac <= 1.0).all()
     assert ((w / h) > 0.7).all() and ((w / h) < 1.4).all()
@@ -34,8 +38,9 @@ def test_boxes_follow_random_resized_crop_rules():
 
 def test_whole_image_box_is_an_identity_resize():
     x = torch.randint(0, 256, (3, 16, 16), dtype=torch.uint8)
-    aug = BatchRandomResizedCrop(16, (0, 0, 0), (1 / 255, 1 / 255, 1 / 255), scale=(1.0, 1.0), ratio=(1.0, 1.0),
-                                 flip=False)
+    aug = BatchRandomResizedCrop(
+        16, (0, 0, 0), (1 / 255, 1 / 255, 1 / 255), scale=(1.0, 1.0), ratio=(1.0, 1.0), flip=False
+    )
     out = aug([x])
     assert torch.allclose(out[0], x.float(), atol=1e-3)
 

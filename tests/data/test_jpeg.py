@@ -56,7 +56,9 @@ def test_exact_decode_equals_pil_and_fast_decode_is_close(tmp_path):
     diff = (fast.int() - reference.int()).abs().float()
     assert fast.shape == reference.shape and diff.mean() < 3
     gray = J.decode_jpeg_file(str(path), "L")
-    assert gray.shape == (1, 64, 96) and (gray.int() - as_tensor(load_image(path, "L")).int()).abs().max() <= 2
+    assert (
+        gray.shape == (1, 64, 96) and (gray.int() - as_tensor(load_image(path, "L")).int()).abs().max() <= 2
+    )
 
 
 def test_big_jpegs_are_shrunk_by_the_dct_but_stay_large_enough(tmp_path):

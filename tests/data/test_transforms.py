@@ -14,7 +14,10 @@ from cnnlab.models.base import DataConfig
 from .conftest import photo
 
 MEAN, STD = (0.5, 0.4, 0.3), (0.2, 0.25, 0.3)
-PCA_FIXED = {"eigval": [0.2, 0.02, 0.005], "eigvec": np.linalg.qr(np.random.default_rng(0).normal(size=(3, 3)))[0]}
+PCA_FIXED = {
+    "eigval": [0.2, 0.02, 0.005],
+    "eigvec": np.linalg.qr(np.random.default_rng(0).normal(size=(3, 3)))[0],
+}
 
 
 @pytest.mark.parametrize("preset", sorted(PRESETS))
@@ -33,10 +36,27 @@ def test_presets_give_normalised_crops(preset, source):
 
 
 def test_options_override_presets_and_unknown_ones_are_errors():
-    t = build_transform("cifar", train=True, input_size=32, mean=MEAN, std=STD, rotate=15, grid=0.3, elastic=20.0,
-                        color_shift=0.1, shear=10)
+    t = build_transform(
+        "cifar",
+        train=True,
+        input_size=32,
+        mean=MEAN,
+        std=STD,
+        rotate=15,
+        grid=0.3,
+        elastic=20.0,
+        color_shift=0.1,
+        shear=10,
+    )
     names = [type(op).__name__ for op in t.transforms]
-    for name in ("RandomCrop", "RandomAffine", "ElasticTransform", "GridDistortion", "ColorShift", "Normalize"):
+    for name in (
+        "RandomCrop",
+        "RandomAffine",
+        "ElasticTransform",
+        "GridDistortion",
+        "ColorShift",
+        "Normalize",
+    ):
         assert name in names
     with pytest.raises(CnnlabError, match="unknown augmentation option"):
         build_transform("cifar", train=True, input_size=32, mean=MEAN, std=STD, spin=1)

@@ -35,7 +35,14 @@ def test_compiled_run_saves_plain_weights_loads_and_resumes(tmp_path, tiny_folde
     first = _cli(args, tmp_path, cache)
     assert first.returncode == 0, first.stderr[-3000:]
     assert any(cache.rglob("*.so")), "no compiled kernel was built: --compile did not compile"
-    for name in ("config.json", "state.pt", "last.safetensors", "best.safetensors", "summary.json", "metrics.csv"):
+    for name in (
+        "config.json",
+        "state.pt",
+        "last.safetensors",
+        "best.safetensors",
+        "summary.json",
+        "metrics.csv",
+    ):
         assert (run / name).is_file(), name
 
     plain = cnnlab.create_model("lenet5_relu", num_classes=3, in_chans=1)

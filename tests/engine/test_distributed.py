@@ -18,15 +18,35 @@ from .conftest import TINY_ARGS, cli_env
 
 
 def _torchrun(args: list[str], cwd) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "cnnlab",
-           "train", *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "cnnlab",
+        "train",
+        *args,
+    ]
     return subprocess.run(cmd, cwd=cwd, env=cli_env(), capture_output=True, text=True, timeout=400)
 
 
 @pytest.mark.slow
 def test_two_process_training_resume_and_exact_evaluation(tmp_path, tiny_folder):
-    args = ["--data", str(tiny_folder), *TINY_ARGS, "--epochs", "2", "--checkpoint-every", "1", "--name", "ddp",
-            "--out", "runs"]
+    args = [
+        "--data",
+        str(tiny_folder),
+        *TINY_ARGS,
+        "--epochs",
+        "2",
+        "--checkpoint-every",
+        "1",
+        "--name",
+        "ddp",
+        "--out",
+        "runs",
+    ]
     proc = _torchrun(args, tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     run = tmp_path / "runs" / "ddp"

@@ -28,18 +28,41 @@ EPOCHS = 3
 ARGS = ["--in-chans", "1", "--input-size", "32", "--batch-size", "4", "--model", "mobilenet_v2",
         "--epochs", str(EPOCHS), "--checkpoint-every", "1", "--seed", "3", "--optimizer", "adam",
         "--augment", "digits", "--out", "runs"]
-ROW_KEYS = ("epoch", "step", "train_loss", "train_top1", "train_top5", "val_loss", "val_top1", "val_top5", "lr")
+ROW_KEYS = (
+    "epoch",
+    "step",
+    "train_loss",
+    "train_top1",
+    "train_top5",
+    "val_loss",
+    "val_top1",
+    "val_top5",
+    "lr",
+)
 
-pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds torchrun's workers in /proc")
+pytestmark = pytest.mark.skipif(
+    not Path("/proc/self/stat").exists(), reason="finds torchrun's workers in /proc"
+)
 
 
 def _torchrun_cmd(args: list[str]) -> list[str]:
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "cnnlab",
-            "train", *args]
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "cnnlab",
+        "train",
+        *args,
+    ]
 
 
 def _torchrun(args: list[str], cwd) -> subprocess.CompletedProcess:
-    return subprocess.run(_torchrun_cmd(args), cwd=cwd, env=cli_env(), capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        _torchrun_cmd(args), cwd=cwd, env=cli_env(), capture_output=True, text=True, timeout=300
+    )
 
 
 def _descendants(pid: int) -> list[int]:
@@ -88,7 +111,9 @@ def _kill_after_first_checkpoint(args: list[str], cwd: Path, run: Path) -> None:
 
 
 def _history(run: Path) -> list[dict]:
-    return [{k: row[k] for k in ROW_KEYS} for row in json.loads((run / "summary.json").read_text())["history"]]
+    return [
+        {k: row[k] for k in ROW_KEYS} for row in json.loads((run / "summary.json").read_text())["history"]
+    ]
 
 
 def _assert_same_weights(got: Path, expected: Path) -> None:

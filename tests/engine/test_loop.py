@@ -75,8 +75,10 @@ def test_continuing_from_a_saved_state_is_bitwise_exact():
     resumed.fit()
     for k, v in reference.model.state_dict().items():
         assert torch.equal(v, resumed.model.state_dict()[k]), k
-    assert resumed.history[-1] == pytest.approx(reference.history[-1] | {"seconds": resumed.history[-1]["seconds"],
-                                                "images_per_s": resumed.history[-1]["images_per_s"]})
+    assert resumed.history[-1] == pytest.approx(
+        reference.history[-1]
+        | {"seconds": resumed.history[-1]["seconds"], "images_per_s": resumed.history[-1]["images_per_s"]}
+    )
 
 
 class NaNAfter(nn.Module):
@@ -138,8 +140,14 @@ def test_frozen_parts_and_train_mode_hook():
         m.train()
         m.backbone.eval()  # frozen BatchNorm keeps its running statistics
 
-    result = fit(model, _data(), _data(31, 1), FitConfig(epochs=2, batch_size=8, progress=False), num_classes=4,
-                 set_train_mode=set_train_mode)
+    result = fit(
+        model,
+        _data(),
+        _data(31, 1),
+        FitConfig(epochs=2, batch_size=8, progress=False),
+        num_classes=4,
+        set_train_mode=set_train_mode,
+    )
     assert len(result.history) == 2
     for k, v in model.backbone.state_dict().items():
         assert torch.equal(v, frozen[k]), k
@@ -151,7 +159,14 @@ def test_features_head_and_param_groups():
     head = nn.Linear(16, 3)
     groups = [{"params": [head.weight], "lr": 0.0}, {"params": [head.bias]}]
     w0 = head.weight.detach().clone()
-    fit(head, feats, feats, FitConfig(epochs=1, batch_size=8, progress=False), num_classes=3, param_groups=groups)
+    fit(
+        head,
+        feats,
+        feats,
+        FitConfig(epochs=1, batch_size=8, progress=False),
+        num_classes=3,
+        param_groups=groups,
+    )
     assert torch.equal(head.weight.detach(), w0)
 
 

@@ -33,9 +33,25 @@ class WithAux(nn.Module):
 @pytest.mark.parametrize("amp", ["off", "bf16", "fp16"])
 def test_options_together(amp):
     torch.manual_seed(0)
-    cfg = FitConfig(epochs=2, batch_size=8, amp=amp, channels_last=True, accum_steps=2, grad_clip=1.0, ema=True,
-                    ema_decay=0.9, l1=1e-4, label_smoothing=0.1, warmup=0.5, optimizer="nesterov", lr=0.05,
-                    schedule="onecycle", weight_decay=1e-4, wd_exclude_norm_bias=True, progress=False)
+    cfg = FitConfig(
+        epochs=2,
+        batch_size=8,
+        amp=amp,
+        channels_last=True,
+        accum_steps=2,
+        grad_clip=1.0,
+        ema=True,
+        ema_decay=0.9,
+        l1=1e-4,
+        label_smoothing=0.1,
+        warmup=0.5,
+        optimizer="nesterov",
+        lr=0.05,
+        schedule="onecycle",
+        weight_decay=1e-4,
+        wd_exclude_norm_bias=True,
+        progress=False,
+    )
     model = WithAux()
     result = fit(model, _data(40, 0), _data(9, 1), cfg, num_classes=2)
     assert [r["epoch"] for r in result.history] == [1, 2]

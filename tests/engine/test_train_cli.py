@@ -34,8 +34,18 @@ def test_run_folder_contents_then_refuses_overwrite_then_mismatched_resume(tmp_p
     proc = run_cli(args, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     run = tmp_path / "runs" / "r"
-    expected = {"config.json", "metrics.csv", "curves.png", "confusion.png", "best.safetensors", "last.safetensors",
-                "state.pt", "tensorboard", "summary.json", "summary.txt"}
+    expected = {
+        "config.json",
+        "metrics.csv",
+        "curves.png",
+        "confusion.png",
+        "best.safetensors",
+        "last.safetensors",
+        "state.pt",
+        "tensorboard",
+        "summary.json",
+        "summary.txt",
+    }
     assert expected <= {p.name for p in run.iterdir()}
     assert not [p for p in run.rglob(".*")], "temporary files left behind"
     assert "effective" not in proc.stdout and "lenet5_relu" in proc.stdout  # the config is printed
@@ -66,7 +76,9 @@ def test_run_folder_contents_then_refuses_overwrite_then_mismatched_resume(tmp_p
 def test_config_file_and_flag_precedence(tmp_path, tiny_folder):
     (tmp_path / "c.yaml").write_text(f"data: {tiny_folder}\nepochs: 1\nbatch-size: 8\nlr: 0.5\nin_chans: 1\n"
                                      "input_size: 32\nmodel: lenet5_relu\noptimizer: sgd\n")
-    proc = run_cli(["train", "--config", "c.yaml", "--lr", "0.01", "--name", "c", "--out", "runs"], cwd=tmp_path)
+    proc = run_cli(
+        ["train", "--config", "c.yaml", "--lr", "0.01", "--name", "c", "--out", "runs"], cwd=tmp_path
+    )
     assert proc.returncode == 0, proc.stderr
     saved = json.loads((tmp_path / "runs" / "c" / "config.json").read_text())
     assert saved["lr"] == 0.01 and saved["optimizer"] == "sgd" and saved["epochs"] == 1
@@ -90,14 +102,32 @@ def test_ctrl_c_checkpoints_and_exits_cleanly_then_resumes(tmp_path, tiny_folder
     assert "Traceback" not in err and "--resume" in out
     saved = torch.load(state, weights_only=True)
     assert 0 < saved["step"] < 40 * 3
-    resumed = run_cli(["train", "--resume", str(state.parent), "--epochs", str(saved["epoch"] + 1)], cwd=tmp_path)
+    resumed = run_cli(
+        ["train", "--resume", str(state.parent), "--epochs", str(saved["epoch"] + 1)], cwd=tmp_path
+    )
     assert resumed.returncode == 0, resumed.stderr
     assert torch.load(state, weights_only=True)["epoch"] == saved["epoch"] + 1
 
 
 def test_non_finite_loss_names_the_step_and_keeps_the_last_checkpoint(tmp_path, tiny_folder):
-    args = ["train", "--data", str(tiny_folder), *TINY_ARGS, "--optimizer", "sgd", "--lr", "1e8", "--epochs", "5",
-            "--checkpoint-every", "1", "--name", "nf", "--out", "runs"]
+    args = [
+        "train",
+        "--data",
+        str(tiny_folder),
+        *TINY_ARGS,
+        "--optimizer",
+        "sgd",
+        "--lr",
+        "1e8",
+        "--epochs",
+        "5",
+        "--checkpoint-every",
+        "1",
+        "--name",
+        "nf",
+        "--out",
+        "runs",
+    ]
     proc = run_cli(args, cwd=tmp_path)
     assert proc.returncode == 2
     line = proc.stderr.strip().splitlines()[-1]

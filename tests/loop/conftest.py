@@ -87,8 +87,24 @@ def folder_run(tmp_path_factory, worker_id, tiny):
     """lenet5_relu on the tiny folder, two epochs, by `cnnlab train` (report at the end): (run, stdout)."""
 
     def make(root: Path) -> str:
-        proc = run_cli(["train", "--data", str(tiny), *TINY_ARGS, "--epochs", "2", "--lr", "2e-3", "--name", "f",
-                        "--out", "runs", "--no-progress"], cwd=root)
+        proc = run_cli(
+            [
+                "train",
+                "--data",
+                str(tiny),
+                *TINY_ARGS,
+                "--epochs",
+                "2",
+                "--lr",
+                "2e-3",
+                "--name",
+                "f",
+                "--out",
+                "runs",
+                "--no-progress",
+            ],
+            cwd=root,
+        )
         assert proc.returncode == 0, proc.stderr[-2000:]
         return proc.stdout
 

@@ -34,8 +34,14 @@ def test_every_run_ends_with_its_report(digits_run, folder_run):
     assert f"report {run / 'report.html'} (" in printed
     assert "report runs/f/report.html (" in folder_run[1]  # and from the command line
     assert json.loads((folder_run[0] / "config.json").read_text())["lr"] == 2e-3  # --lr 2e-3 is a number
-    for name in ("report.html", "interpret/interpret.json", "interpret/top_losses.png", "interpret/reliability.png",
-                 "interpret/per_class.csv", "interpret/misclassified.csv"):
+    for name in (
+        "report.html",
+        "interpret/interpret.json",
+        "interpret/top_losses.png",
+        "interpret/reliability.png",
+        "interpret/per_class.csv",
+        "interpret/misclassified.csv",
+    ):
         assert (run / name).is_file(), name
     summary = json.loads((run / "summary.json").read_text())
     assert {"report.html", "interpret"} <= set(summary["files"])
@@ -52,7 +58,9 @@ def test_interpret_agrees_with_the_runs_own_evaluation_and_scikit_learn(digits_r
     ref = precision_recall_fscore_support(t, p, labels=range(10), zero_division=0)
     assert [r.support for r in result.per_class] == ref[3].tolist() and result.count == len(t) == 359
     for i, row in enumerate(result.per_class):
-        assert (row.precision, row.recall, row.f1) == pytest.approx((ref[0][i], ref[1][i], ref[2][i]), abs=1e-12)
+        assert (row.precision, row.recall, row.f1) == pytest.approx(
+            (ref[0][i], ref[1][i], ref[2][i]), abs=1e-12
+        )
     summary = json.loads((run / "summary.json").read_text())
     assert result.top1 == pytest.approx(summary["best"]["val_top1"], abs=1e-9)
     off = [(int(confusion[i, j]), i, j) for i in range(10) for j in range(10) if i != j and confusion[i, j]]
@@ -85,7 +93,11 @@ def test_interpret_files_losses_and_calibration(digits_run, tmp_path):
 def test_interpret_of_a_folder_run_names_the_files(folder_run, tiny):
     run, _ = folder_run
     saved = json.loads((run / "interpret" / "interpret.json").read_text())
-    assert saved["count"] == 13 and saved["class_counts"]["train"] == {"class_a": 10, "class_b": 10, "class_c": 10}
+    assert saved["count"] == 13 and saved["class_counts"]["train"] == {
+        "class_a": 10,
+        "class_b": 10,
+        "class_c": 10,
+    }
     assert all(x["file"].startswith(str(tiny / "val")) for x in saved["top_losses"])
     html = (run / "report.html").read_text()
     assert "Skipped files: 1" in html and "broken.png" in html
@@ -93,7 +105,9 @@ def test_interpret_of_a_folder_run_names_the_files(folder_run, tiny):
 
 def test_interpret_cli_saves_the_temperature(folder_run, tiny, tmp_path):
     run = _copy(folder_run[0], tmp_path)
-    proc = run_cli(["interpret", str(run), "--top-k", "4", "--save-temperature", "--out", "mine"], cwd=tmp_path)
+    proc = run_cli(
+        ["interpret", str(run), "--top-k", "4", "--save-temperature", "--out", "mine"], cwd=tmp_path
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "ECE" in proc.stdout and (tmp_path / "mine" / "top_losses.png").is_file()
     fitted = json.loads((tmp_path / "mine" / "interpret.json").read_text())["calibration"]["temperature"]
@@ -148,14 +162,21 @@ def browser():
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
         pytest.skip("no chromium on PATH (Debian: apt-get install chromium; .ci/run installs it)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="playwright is not installed (pip install playwright)"
+    )
     flags = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
              "--disable-component-update", "--disable-sync"]
     import tempfile
 
     with sync_api.sync_playwright() as p, tempfile.TemporaryDirectory() as profile:
-        context = p.chromium.launch_persistent_context(profile, executable_path=chromium, args=flags, headless=True,
-                                                       viewport={"width": 1280, "height": 900})
+        context = p.chromium.launch_persistent_context(
+            profile,
+            executable_path=chromium,
+            args=flags,
+            headless=True,
+            viewport={"width": 1280, "height": 900},
+        )
         yield context
         context.close()
 
@@ -187,6 +208,10 @@ def test_report_renders_in_chromium_with_every_image_and_no_request(folder_run, 
 def test_many_classes_list_the_lowest_f1_ones(tmp_path):
     from cnnlab.workflows import report_sections as S
 
-    rows = [{"name": f"c{i}", "precision": 1.0, "recall": 1.0, "f1": i / 100, "support": 1} for i in range(70)]
+    rows = [
+        {"name": f"c{i}", "precision": 1.0, "recall": 1.0, "f1": i / 100, "support": 1} for i in range(70)
+    ]
     html = S.errors(S.RunPage(tmp_path, {}, {}, {"per_class": rows, "count": 70, "top1": 50.0}))
-    assert "<td>c59</td>" in html and "<td>c60</td>" not in html and "all are in interpret/per_class.csv" in html
+    assert (
+        "<td>c59</td>" in html and "<td>c60</td>" not in html and "all are in interpret/per_class.csv" in html
+    )

@@ -94,7 +94,9 @@ def test_googlenet_paper_aux_heads_in_training_only():
     model = build("googlenet_paper", num_classes=10)
     seen = {}
     for n in ("aux1.conv", "aux2.conv"):
-        model.get_submodule(n).register_forward_hook(lambda m, i, o, n=n: seen.update({n: (i[0].shape, o.shape)}))
+        model.get_submodule(n).register_forward_hook(
+            lambda m, i, o, n=n: seen.update({n: (i[0].shape, o.shape)})
+        )
     x = torch.empty(2, 3, 224, 224, device="meta")
     model.train()
     out = model(x)

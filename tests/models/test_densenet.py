@@ -35,7 +35,10 @@ def test_densenet121_loads_timm(tmp_path):
 def test_old_torchvision_key_names_are_accepted(tmp_path):
     torch.manual_seed(0)
     src = cnnlab.create_model("densenet_bc100_k12").eval()  # same layer names as densenet121, smaller
-    old = {re.sub(r"(denselayer\d+\.(?:norm|conv))([12])\.", r"\1.\2.", k): v for k, v in src.state_dict().items()}
+    old = {
+        re.sub(r"(denselayer\d+\.(?:norm|conv))([12])\.", r"\1.\2.", k): v
+        for k, v in src.state_dict().items()
+    }
     assert "features.denseblock1.denselayer1.norm.1.weight" in old
     torch.save(old, tmp_path / "old.pth")
     dst = cnnlab.create_model("densenet_bc100_k12", weights=tmp_path / "old.pth").eval()

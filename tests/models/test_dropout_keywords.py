@@ -29,8 +29,20 @@ def head_dropout(model: nn.Module) -> nn.Dropout:
 
 
 # one model per family with a dropout before its classifier
-HEAD = ["alexnet", "alexnet_2012", "zfnet", "vgg11_bn", "googlenet", "googlenet_paper", "resnet18", "xception",
-        "mobilenet_v1", "mobilenet_v2", "efficientnet_b0", "efficientnet_lite0"]
+HEAD = [
+    "alexnet",
+    "alexnet_2012",
+    "zfnet",
+    "vgg11_bn",
+    "googlenet",
+    "googlenet_paper",
+    "resnet18",
+    "xception",
+    "mobilenet_v1",
+    "mobilenet_v2",
+    "efficientnet_b0",
+    "efficientnet_lite0",
+]
 
 
 @pytest.mark.parametrize("name", HEAD)
@@ -51,7 +63,9 @@ def block_dropouts(name: str, model: nn.Module) -> list[float]:
     if name.startswith("densenet"):
         return [m.block_drop_rate for m in model.modules() if hasattr(m, "block_drop_rate")]
     if name.startswith("wrn"):
-        return [getattr(b.drop, "p", 0.0) for layer in (model.layer1, model.layer2, model.layer3) for b in layer]
+        return [
+            getattr(b.drop, "p", 0.0) for layer in (model.layer1, model.layer2, model.layer3) for b in layer
+        ]
     return [m.p for m in model.modules() if isinstance(m, nn.Dropout)]  # ViT / Swin: all in the blocks
 
 
@@ -66,11 +80,18 @@ def test_block_drop_rate_is_the_dropout_inside_the_blocks(name):
 
 
 # (model, old keyword, new keyword)
-RENAMED = [("alexnet", "dropout", "drop_rate"), ("alexnet_2012", "dropout", "drop_rate"),
-           ("zfnet", "dropout", "drop_rate"), ("vgg11", "dropout", "drop_rate"), ("vgg16_bn", "dropout", "drop_rate"),
-           ("vit_ti_16", "dropout", "block_drop_rate"), ("swin_t", "dropout", "block_drop_rate"),
-           ("wrn28_10", "dropout", "block_drop_rate"), ("densenet_bc100_k12", "drop_rate", "block_drop_rate"),
-           ("densenet121", "drop_rate", "block_drop_rate")]
+RENAMED = [
+    ("alexnet", "dropout", "drop_rate"),
+    ("alexnet_2012", "dropout", "drop_rate"),
+    ("zfnet", "dropout", "drop_rate"),
+    ("vgg11", "dropout", "drop_rate"),
+    ("vgg16_bn", "dropout", "drop_rate"),
+    ("vit_ti_16", "dropout", "block_drop_rate"),
+    ("swin_t", "dropout", "block_drop_rate"),
+    ("wrn28_10", "dropout", "block_drop_rate"),
+    ("densenet_bc100_k12", "drop_rate", "block_drop_rate"),
+    ("densenet121", "drop_rate", "block_drop_rate"),
+]
 
 
 @pytest.mark.parametrize("name, old, new", RENAMED)

@@ -20,7 +20,9 @@ def tiny() -> nn.Sequential:
 def test_rules_give_the_stated_spread():
     torch.manual_seed(0)
     net = init_weights(tiny(), conv="kaiming_fan_out", linear="normal_0.01")
-    assert net[0].weight.std().item() == pytest.approx(math.sqrt(2 / (64 * 9)), rel=0.05)  # fan_out = 64 * 3 * 3
+    assert net[0].weight.std().item() == pytest.approx(
+        math.sqrt(2 / (64 * 9)), rel=0.05
+    )  # fan_out = 64 * 3 * 3
     assert net[4].weight.std().item() == pytest.approx(0.01, rel=0.05)
     assert not net[0].bias.any() and not net[4].bias.any()
     assert torch.equal(net[1].weight, torch.ones(64)) and not net[1].bias.any()

@@ -63,7 +63,8 @@ def test_torchvision_mobilenet_v2_oracle(tmp_path):
     assert_same_outputs(mobilenet_v2(), "mobilenet_v2", tmp_path)
 
 
-@pytest.mark.parametrize("name, gmacs, size", [("mobilenet_v1", 0.569, 224), ("mobilenet_v1_050_160", 0.0765, 160)])
+@pytest.mark.parametrize("name, gmacs, "
+                         "size", [("mobilenet_v1", 0.569, 224), ("mobilenet_v1_050_160", 0.0765, 160)])
 def test_paper_macs_and_resolution_multiplier(name, gmacs, size):
     model = cnnlab.create_model(name)
     assert model.default_cfg.input_size == (3, size, size)

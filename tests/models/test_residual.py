@@ -113,7 +113,8 @@ def test_se_and_cardinality_are_options_of_one_class():
     assert r8.layer4[0].se.fc1.out_channels == 2048 // 8
 
 
-@pytest.mark.parametrize("kwargs, match", [({"attn_layer": "cbam"}, "attn_layer"), ({"cardinality": 0}, "cardinality"),
+@pytest.mark.parametrize("kwargs, match", [({"attn_layer": "cbam"}, "attn_layer"),
+                                           ({"cardinality": 0}, "cardinality"),
                                            ({"depths": (3, 4)}, "depths"), ({"block": "huge"}, "block"),
                                            ({"se_reduction": 2.5}, "se_reduction")])
 def test_impossible_options_are_clear_errors(kwargs, match):

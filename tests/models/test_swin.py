@@ -91,7 +91,10 @@ def test_stages_are_channels_last_with_paper_strides(swin_t_pair):
     model = swin_t_pair[1]
     assert [(s.channels, s.reduction) for s in model.stages] == [(96, 4), (192, 8), (384, 16), (768, 32)]
     seen = []
-    hooks = [m.register_forward_hook(lambda _m, _i, o: seen.append(tuple(o.shape))) for _, m in model.stage_modules()]
+    hooks = [
+        m.register_forward_hook(lambda _m, _i, o: seen.append(tuple(o.shape)))
+        for _, m in model.stage_modules()
+    ]
     with torch.no_grad():
         feats = model.forward_features(torch.randn(1, 3, 224, 224))
     for h in hooks:

@@ -124,7 +124,9 @@ def test_timm_vit_file_made_at_224_loads_into_a_384_model(tmp_path, vit_tiny):
     at224 = cnnlab.create_model("vit_ti_16", weights=path).eval()
     at384 = cnnlab.create_model("vit_ti_16", image_size=384, weights=path).eval()
     assert at384.encoder.pos_embedding.shape == (1, 24 * 24 + 1, 192)
-    torch.testing.assert_close(at384.encoder.pos_embedding, resize_pos_embedding(vit_tiny.pos_embed, (24, 24)))
+    torch.testing.assert_close(
+        at384.encoder.pos_embedding, resize_pos_embedding(vit_tiny.pos_embed, (24, 24))
+    )
     assert max_diff(at384, at224, size=384) <= TOL
 
 

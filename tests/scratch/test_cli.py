@@ -12,14 +12,31 @@ from cnnlab.workflows.scratch import bilinear_matrix, load_digits_32
 
 
 def cnnlab(*args, timeout=300):
-    return subprocess.run([sys.executable, "-m", "cnnlab", *args], capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "cnnlab", *args], capture_output=True, text=True, timeout=timeout
+    )
 
 
 def test_gradcheck_prints_every_layer_and_passes():
     proc = cnnlab("scratch", "gradcheck")
     assert proc.returncode == 0, proc.stderr
-    for name in ("Conv2d", "Linear", "MaxPool2d", "AvgPool2d", "ReLU", "LeakyReLU", "Sigmoid", "Tanh",
-                 "BatchNorm2d", "BatchNorm1d", "Dropout", "Flatten", "SoftmaxCrossEntropy", "L1Penalty", "L2Penalty"):
+    for name in (
+        "Conv2d",
+        "Linear",
+        "MaxPool2d",
+        "AvgPool2d",
+        "ReLU",
+        "LeakyReLU",
+        "Sigmoid",
+        "Tanh",
+        "BatchNorm2d",
+        "BatchNorm1d",
+        "Dropout",
+        "Flatten",
+        "SoftmaxCrossEntropy",
+        "L1Penalty",
+        "L2Penalty",
+    ):
         assert name in proc.stdout
     assert "FAIL" not in proc.stdout and "gradients within relative error 1e-06" in proc.stdout
 

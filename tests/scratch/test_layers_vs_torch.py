@@ -60,8 +60,16 @@ def pool_cases(draw):
     k = draw(st.integers(1, 4))
     p, s = draw(st.integers(0, k // 2)), draw(st.integers(1, 3))
     lo = max(1, k - 2 * p)
-    return dict(k=k, s=s, p=p, n=draw(st.integers(1, 2)), c=draw(st.integers(1, 3)),
-                h=draw(st.integers(lo, lo + 8)), w=draw(st.integers(lo, lo + 8)), seed=draw(st.integers(0, 999)))
+    return dict(
+        k=k,
+        s=s,
+        p=p,
+        n=draw(st.integers(1, 2)),
+        c=draw(st.integers(1, 3)),
+        h=draw(st.integers(lo, lo + 8)),
+        w=draw(st.integers(lo, lo + 8)),
+        seed=draw(st.integers(0, 999)),
+    )
 
 
 @FAST
@@ -92,7 +100,9 @@ def test_maxpool_ties_route_like_torch(c):
 @given(st.integers(1, 5), st.integers(1, 9), st.integers(1, 9), st.booleans(), st.integers(0, 999))
 def test_linear_matches_torch(n, fin, fout, bias, seed):
     layer = S.Linear(fin, fout, bias, np.random.default_rng(seed), F64)
-    assert_matches_torch(layer, lambda x, weight, bias=None: F.linear(x, weight, bias), rand(seed, n, fin), seed)
+    assert_matches_torch(
+        layer, lambda x, weight, bias=None: F.linear(x, weight, bias), rand(seed, n, fin), seed
+    )
 
 
 ACTIVATIONS = {
@@ -120,8 +130,14 @@ def test_batchnorm_matches_torch(tail, n, training, seed):
     shape = (n, *tail)
     layer = (S.BatchNorm2d if len(shape) == 4 else S.BatchNorm1d)(shape[1], momentum=0.1, dtype=F64)
     rng = np.random.default_rng(seed)
-    layer.weight.data[...], layer.bias.data[...] = rng.uniform(0.5, 2, shape[1]), rng.standard_normal(shape[1])
-    layer.running_mean[...], layer.running_var[...] = rng.standard_normal(shape[1]), rng.uniform(0.5, 2, shape[1])
+    layer.weight.data[...], layer.bias.data[...] = (
+        rng.uniform(0.5, 2, shape[1]),
+        rng.standard_normal(shape[1]),
+    )
+    layer.running_mean[...], layer.running_var[...] = (
+        rng.standard_normal(shape[1]),
+        rng.uniform(0.5, 2, shape[1]),
+    )
     rm, rv = t(layer.running_mean.copy()), t(layer.running_var.copy())
     layer.training = training
 

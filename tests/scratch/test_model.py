@@ -40,7 +40,10 @@ def test_mac_count_formula():
     model = S.lenet5()
     assert model.mac_count((1, 32, 32)) == LENET_MACS
     assert model.mac_count((1, 32, 32), batch=3) == 3 * LENET_MACS
-    assert S.Sequential([S.Conv2d(4, 6, 3, stride=2, padding=1, groups=2)]).mac_count((4, 9, 9)) == 3 * 3 * 2 * 6 * 5 * 5
+    assert (
+        S.Sequential([S.Conv2d(4, 6, 3, stride=2, padding=1, groups=2)]).mac_count((4, 9, 9))
+        == 3 * 3 * 2 * 6 * 5 * 5
+    )
 
 
 def test_macs_equal_analysis_profile():

@@ -12,16 +12,32 @@ STEPS = 6
 CASES = {
     "gd": (S.GD, {}, torch.optim.SGD, {}),
     "sgd_wd": (S.SGD, {"weight_decay": 0.01}, torch.optim.SGD, {"weight_decay": 0.01}),
-    "momentum": (S.Momentum, {"momentum": 0.9, "dampening": 0.1, "weight_decay": 0.01},
-                 torch.optim.SGD, {"momentum": 0.9, "dampening": 0.1, "weight_decay": 0.01}),
+    "momentum": (
+        S.Momentum,
+        {"momentum": 0.9, "dampening": 0.1, "weight_decay": 0.01},
+        torch.optim.SGD,
+        {"momentum": 0.9, "dampening": 0.1, "weight_decay": 0.01},
+    ),
     "nesterov": (S.Nesterov, {"momentum": 0.8}, torch.optim.SGD, {"momentum": 0.8, "nesterov": True}),
-    "adagrad": (S.AdaGrad, {"lr_decay": 0.05, "weight_decay": 0.01},
-                torch.optim.Adagrad, {"lr_decay": 0.05, "weight_decay": 0.01}),
+    "adagrad": (
+        S.AdaGrad,
+        {"lr_decay": 0.05, "weight_decay": 0.01},
+        torch.optim.Adagrad,
+        {"lr_decay": 0.05, "weight_decay": 0.01},
+    ),
     "rmsprop": (S.RMSprop, {}, torch.optim.RMSprop, {}),
-    "rmsprop_centered_momentum": (S.RMSprop, {"centered": True, "momentum": 0.5, "weight_decay": 0.01},
-                                  torch.optim.RMSprop, {"centered": True, "momentum": 0.5, "weight_decay": 0.01}),
-    "adam_l2": (S.Adam, {"betas": (0.8, 0.99), "weight_decay": 0.01},
-                torch.optim.Adam, {"betas": (0.8, 0.99), "weight_decay": 0.01}),
+    "rmsprop_centered_momentum": (
+        S.RMSprop,
+        {"centered": True, "momentum": 0.5, "weight_decay": 0.01},
+        torch.optim.RMSprop,
+        {"centered": True, "momentum": 0.5, "weight_decay": 0.01},
+    ),
+    "adam_l2": (
+        S.Adam,
+        {"betas": (0.8, 0.99), "weight_decay": 0.01},
+        torch.optim.Adam,
+        {"betas": (0.8, 0.99), "weight_decay": 0.01},
+    ),
     "adamw": (S.AdamW, {"weight_decay": 0.05}, torch.optim.AdamW, {"weight_decay": 0.05}),
 }
 

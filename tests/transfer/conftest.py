@@ -1,5 +1,6 @@
 """Shared pieces of the transfer tests: a small generated image folder, "pretrained" weights saved
-from a seeded random CIFAR ResNet-20 (no download; small, so run folders are cheap to write), and a CLI runner (real subprocesses)."""
+from a seeded random CIFAR ResNet-20 (no download; small, so run folders are cheap to write), and a CLI
+runner (real subprocesses)."""
 
 from __future__ import annotations
 
@@ -59,5 +60,11 @@ def run_cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
 
 
 def start_cli(args: list[str], cwd: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "cnnlab", *args], cwd=cwd, env=cli_env(cwd / "cnnlab-cache"),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "cnnlab", *args],
+        cwd=cwd,
+        env=cli_env(cwd / "cnnlab-cache"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )

@@ -51,7 +51,9 @@ def test_bad_inputs_one_line_each(tmp_path, folder, weights_file):
 
     listing = run_cli(["cache", "ls"], tmp_path)
     assert entry.name in listing.stdout and "complete" in listing.stdout
-    assert _error_line(run_cli(["cache", "rm", "nope"], tmp_path)).endswith("`cnnlab cache ls` lists the caches")
+    assert _error_line(run_cli(["cache", "rm", "nope"], tmp_path)).endswith(
+        "`cnnlab cache ls` lists the caches"
+    )
     removed = run_cli(["cache", "rm", entry.name], tmp_path)
     assert removed.returncode == 0 and not entry.exists()
 
@@ -59,12 +61,28 @@ def test_bad_inputs_one_line_each(tmp_path, folder, weights_file):
 @pytest.mark.slow
 def test_sigkill_during_extraction_leaves_nothing_half_written(tmp_path, weights_file):
     data = make_folder(tmp_path / "data", (150, 50))
-    args = ["finetune", "--data", str(data), *SMALL, "--epochs", "1", "--out", "runs", "--cache-shard-rows", "16",
-            "--weights", str(weights_file)]
+    args = [
+        "finetune",
+        "--data",
+        str(data),
+        *SMALL,
+        "--epochs",
+        "1",
+        "--out",
+        "runs",
+        "--cache-shard-rows",
+        "16",
+        "--weights",
+        str(weights_file),
+    ]
     cache = tmp_path / "cnnlab-cache" / "features"
     proc = start_cli(args, tmp_path)
     deadline = time.monotonic() + 300
-    while proc.poll() is None and time.monotonic() < deadline and not list(cache.glob("*/train-00000.safetensors")):
+    while (
+        proc.poll() is None
+        and time.monotonic() < deadline
+        and not list(cache.glob("*/train-00000.safetensors"))
+    ):
         time.sleep(0.01)
     time.sleep(0.05)
     assert proc.poll() is None, "the extraction ended before it could be killed"

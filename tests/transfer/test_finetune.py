@@ -28,7 +28,9 @@ def _run(tmp_path, folder, weights, name, **kw):
 
 @pytest.mark.parametrize("frozen_bn", ["eval", "train"])
 def test_frozen_parts_bitwise_unchanged(tmp_path, folder, weights_file, frozen_bn):
-    result = _run(tmp_path, folder, weights_file, "m", regime="medium", epochs=2, lr=0.01, frozen_bn=frozen_bn)
+    result = _run(
+        tmp_path, folder, weights_file, "m", regime="medium", epochs=2, lr=0.01, frozen_bn=frozen_bn
+    )
     before, _ = read_checkpoint(weights_file)
     after, _ = read_checkpoint(result.run_dir / "last.safetensors")
     model = cnnlab.create_model("resnet20", num_classes=3)
@@ -78,7 +80,9 @@ def test_cached_head_is_the_whole_models_head(tmp_path, folder, weights_file):
     result = _run(tmp_path, folder, weights_file, "h", epochs=4, lr=0.01)
     (entry,) = list_caches(tmp_path / "cache")
     feats, labels = open_entry(entry.path).load("val").tensors
-    model = cnnlab.create_model("resnet20", num_classes=3, weights=str(result.run_dir / "last.safetensors")).eval()
+    model = cnnlab.create_model(
+        "resnet20", num_classes=3, weights=str(result.run_dir / "last.safetensors")
+    ).eval()
     from cnnlab.data import eval_transform, open_dataset
 
     splits = open_dataset(str(folder))
@@ -115,13 +119,35 @@ def test_weights_from_torchvision_file_and_from_a_run_folder(tmp_path, folder):
     torch.manual_seed(1)
     peer = torchvision.models.resnet18(num_classes=1000)
     torch.save(peer.state_dict(), tmp_path / "tv.pth")
-    result = finetune(FinetuneConfig(data=str(folder), weights=str(tmp_path / "tv.pth"), model="resnet18",
-                                     input_size=32, batch_size=8, epochs=1, out=str(tmp_path / "runs"), name="tv",
-                                     cache_dir=str(tmp_path / "cache"), progress=False))
+    result = finetune(
+        FinetuneConfig(
+            data=str(folder),
+            weights=str(tmp_path / "tv.pth"),
+            model="resnet18",
+            input_size=32,
+            batch_size=8,
+            epochs=1,
+            out=str(tmp_path / "runs"),
+            name="tv",
+            cache_dir=str(tmp_path / "cache"),
+            progress=False,
+        )
+    )
     saved, _ = read_checkpoint(result.run_dir / "last.safetensors")
     assert torch.equal(saved["layer3.0.conv1.weight"], peer.state_dict()["layer3.0.conv1.weight"])
-    again = finetune(FinetuneConfig(data=str(folder), weights=str(result.run_dir), model="resnet18",
-                                    input_size=32, batch_size=8, epochs=1, out=str(tmp_path / "runs"), name="again",
-                                    cache_dir=str(tmp_path / "cache"), progress=False))
+    again = finetune(
+        FinetuneConfig(
+            data=str(folder),
+            weights=str(result.run_dir),
+            model="resnet18",
+            input_size=32,
+            batch_size=8,
+            epochs=1,
+            out=str(tmp_path / "runs"),
+            name="again",
+            cache_dir=str(tmp_path / "cache"),
+            progress=False,
+        )
+    )
     assert again.best["val_top1"] >= 0
     assert len(list_caches(tmp_path / "cache")) == 1  # same backbone weights: the cache is shared

@@ -29,7 +29,9 @@ def test_all_none_and_n(name):
     previous = -1
     for n in range(len(model.stages) + 1):
         seg = T.freeze_stages(model, n)
-        flags = [f for (k, _), f in zip(model.named_parameters(), _trainable(model)) if not k.startswith(head)]
+        flags = [
+            f for (k, _), f in zip(model.named_parameters(), _trainable(model)) if not k.startswith(head)
+        ]
         # frozen parameters come first in forward order, then trainable ones: one switch at most
         assert flags == sorted(flags)
         frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
@@ -45,8 +47,14 @@ def test_report_rows_resnet18():
     model = cnnlab.create_model("resnet18", num_classes=3)
     T.freeze_stages(model, 2)
     rows = {r.name: r for r in T.parameter_report(model)}
-    assert list(rows) == ["stem", "stage 1 (layer1)", "stage 2 (layer2)", "stage 3 (layer3)", "stage 4 (layer4)",
-                          "classifier"]
+    assert list(rows) == [
+        "stem",
+        "stage 1 (layer1)",
+        "stage 2 (layer2)",
+        "stage 3 (layer3)",
+        "stage 4 (layer4)",
+        "classifier",
+    ]
     assert rows["stem"].frozen == 9536 and rows["stem"].trainable == 0
     assert rows["stage 2 (layer2)"].trainable == 0 and rows["stage 3 (layer3)"].frozen == 0
     assert rows["classifier"].trainable == 512 * 3 + 3

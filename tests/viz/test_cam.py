@@ -50,8 +50,8 @@ def test_cam_is_the_class_weighted_sum_of_the_last_map(resnet):
     assert class_activation_map(resnet, x).class_index == int(logits.argmax())
 
 
-@pytest.mark.parametrize("name,layer", [("resnet18", None), ("resnet18", "layer4"), ("efficientnet_lite0", None),
-                                        ("efficientnet_lite0", "features.8")])
+@pytest.mark.parametrize("name,layer", [("resnet18", None), ("resnet18", "layer4"),
+                                        ("efficientnet_lite0", None), ("efficientnet_lite0", "features.8")])
 def test_grad_cam_equals_relu_cam_over_hw_for_gap_linear_heads(name, layer):
     model = _calibrated(_model(name, num_classes=7))
     x = torch.randn(1, 3, 96, 96)

@@ -18,10 +18,29 @@ from cnnlab.weights import save_weights
 
 COMMANDS = {
     "filters": ["filters", "lenet5_relu", "--weights", "{ckpt}", "-o", "{out}/filters.png"],
-    "features": ["features", "resnet18", "{img}", "--stage", "layer2", "--top", "6", "-o", "{out}/features.png"],
+    "features": [
+        "features",
+        "resnet18",
+        "{img}",
+        "--stage",
+        "layer2",
+        "--top",
+        "6",
+        "-o",
+        "{out}/features.png",
+    ],
     "cam": ["cam", "resnet18", "{img}", "--method", "cam", "--class", "3", "-o", "{out}/cam.png"],
-    "deconv": ["deconv", "lenet5_relu", "{img}", "--weights", "{ckpt}", "--layer", "features.5", "-o",
-               "{out}/deconv.png"],
+    "deconv": [
+        "deconv",
+        "lenet5_relu",
+        "{img}",
+        "--weights",
+        "{ckpt}",
+        "--layer",
+        "features.5",
+        "-o",
+        "{out}/deconv.png",
+    ],
     "unsupported": ["deconv", "efficientnet_lite0", "{img}", "-o", "{out}/never.png"],
 }
 SUBPROCESS = ("cam", "unsupported")  # `python -m cnnlab` for real; each costs seconds of start-up
@@ -29,7 +48,9 @@ SUBPROCESS = ("cam", "unsupported")  # `python -m cnnlab` for real; each costs s
 
 def _photo(path):
     y, x = np.mgrid[0:180, 0:240]
-    rgb = np.stack([x / 240, y / 180, ((x // 30 + y // 30) % 2) * 0.8], axis=2)  # gradients and a checkerboard
+    rgb = np.stack(
+        [x / 240, y / 180, ((x // 30 + y // 30) % 2) * 0.8], axis=2
+    )  # gradients and a checkerboard
     Image.fromarray((rgb * 255).astype(np.uint8)).save(path)
     return path
 
@@ -78,7 +99,8 @@ def _in_process(args):
     return rc, out.getvalue(), err.getvalue()
 
 
-@pytest.mark.parametrize("name,min_width", [("filters", 150), ("features", 500), ("cam", 500), ("deconv", 600)])
+@pytest.mark.parametrize("name,min_width",
+                         [("filters", 150), ("features", 500), ("cam", 500), ("deconv", 600)])
 def test_commands_write_pngs(runs, files, name, min_width):
     rc, out, err = runs[name]
     assert rc == 0, err
@@ -111,9 +133,11 @@ def test_unsupported_model_is_one_line_and_exit_2(runs, files):
     (["features", "resnet18", "{out}/broken.jpg", "--stage", "layer2"], "broken.jpg: not an image"),
     (["features", "resnet18", "{out}/missing.jpg", "--stage", "layer2"], "missing.jpg: no such file"),
     (["cam", "lenet5_relu", "{img}", "--weights", "{ckpt}", "--class", "10"], "class 10 is out of range"),
-    (["cam", "resnet18", "{img}", "--class", "tabby cats"], "unknown class 'tabby cats'; did you mean 'tabby'"),
+    (["cam", "resnet18", "{img}", "--class", "tabby cats"], "unknown class 'tabby cats'; did you mean "
+                                                            "'tabby'"),
     (["cam", "lenet5_relu", "{img}", "--method", "cam"], "CAM needs a global-average-pool + linear head"),
-    (["deconv", "lenet5_relu", "{img}", "--layer", "fc"], "layer 'fc' is not in lenet5_relu's deconvnet stack"),
+    (["deconv", "lenet5_relu", "{img}", "--layer", "fc"], "layer 'fc' is not in lenet5_relu's deconvnet "
+                                                          "stack"),
     (["filters", "nosuchnet"], "unknown model 'nosuchnet'"),
     (["filters", "lenet5_relu", "-o", "{out}"], "is a folder; give a file name"),
 ])

@@ -95,9 +95,17 @@ def _small_stack(seed=0):
     bn.running_var.uniform_(0.5, 2.0)
     nn.init.normal_(bn.weight)
     return nn.Sequential(
-        nn.Conv2d(3, 8, 5, stride=2, padding=1), bn, nn.ReLU(inplace=True), nn.MaxPool2d(3, 2, ceil_mode=True),
-        nn.LocalResponseNorm(5, 5e-4, 0.75, 2.0), nn.Conv2d(8, 12, 3, padding=1, groups=2), nn.ReLU(inplace=True),
-        nn.Dropout(0.5), nn.MaxPool2d(2), nn.Conv2d(12, 6, 3, padding=1), nn.ReLU(inplace=True),
+        nn.Conv2d(3, 8, 5, stride=2, padding=1),
+        bn,
+        nn.ReLU(inplace=True),
+        nn.MaxPool2d(3, 2, ceil_mode=True),
+        nn.LocalResponseNorm(5, 5e-4, 0.75, 2.0),
+        nn.Conv2d(8, 12, 3, padding=1, groups=2),
+        nn.ReLU(inplace=True),
+        nn.Dropout(0.5),
+        nn.MaxPool2d(2),
+        nn.Conv2d(12, 6, 3, padding=1),
+        nn.ReLU(inplace=True),
     ).eval()
 
 

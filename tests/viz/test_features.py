@@ -37,7 +37,9 @@ def test_hooks_are_removed_even_after_an_error(resnet):
     module, _ = find_layer(resnet, "layer3")
     feature_maps(resnet, torch.randn(1, 3, 64, 64), "layer3", top=2)
     assert not module._forward_hooks
-    with pytest.raises(RuntimeError):  # wrong channel count: the forward pass fails inside the hook's lifetime
+    with pytest.raises(
+        RuntimeError
+    ):  # wrong channel count: the forward pass fails inside the hook's lifetime
         feature_maps(resnet, torch.randn(1, 4, 64, 64), "layer3")
     assert not module._forward_hooks
 

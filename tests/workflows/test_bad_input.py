@@ -34,7 +34,9 @@ FAST = ["--epochs", "1", "--no-progress"]
     (["--val-split", "1.5"], "--val-split must be a number > 0 and < 1, got 1.5"),
     (["--dropout", "1"], "--dropout must be a number >= 0 and < 1, got 1.0"),
 ])
-def test_train_refuses_bad_values_in_one_line_and_writes_nothing(tmp_path, monkeypatch, capsys, args, message):
+def test_train_refuses_bad_values_in_one_line_and_writes_nothing(
+    tmp_path, monkeypatch, capsys, args, message
+):
     monkeypatch.chdir(tmp_path)
     assert main(["train", *FAST, "--out", "runs", *args]) == 2
     err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
@@ -46,7 +48,9 @@ def test_input_sizes_a_model_cannot_take_are_refused_before_training(tmp_path, m
     monkeypatch.chdir(tmp_path)
     assert main(["train", *FAST, "--out", "runs", "--model", "vit_ti_16", "--input-size", "40"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "input size 40x40 is not divisible by the patch size 16 of vit_ti_16" in err[0], err
+    assert (
+        len(err) == 1 and "input size 40x40 is not divisible by the patch size 16 of vit_ti_16" in err[0]
+    ), err
 
 
 def test_cuda_without_a_gpu_is_one_line(tmp_path, monkeypatch, capsys):
@@ -89,7 +93,9 @@ def test_outputs_in_the_wrong_place_are_one_line(tmp_path, monkeypatch, capsys, 
     assert main(command) == 2
     err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip() and "cnnlab: error" in ln]
     assert len(err) == 1 and message in err[0], err
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["FILE", "FOLDER"] and not any((tmp_path / "FOLDER").iterdir())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["FILE", "FOLDER"] and not any(
+        (tmp_path / "FOLDER").iterdir()
+    )
 
 
 def test_one_class_data_and_an_empty_folder_are_problems(tmp_path, monkeypatch, capsys):

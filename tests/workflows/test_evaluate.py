@@ -22,8 +22,10 @@ from .conftest import run_cli
 
 def _reference(run):
     """The run's model, validation set and transform, built the way ``cnnlab train`` builds them."""
-    config = apply_overrides(TrainConfig(), {k: v for k, v in json.loads((run / "config.json").read_text()).items()
-                                             if k not in ("name", "out")})
+    config = apply_overrides(
+        TrainConfig(),
+        {k: v for k, v in json.loads((run / "config.json").read_text()).items() if k not in ("name", "out")},
+    )
     splits, chans = open_data(config)
     member = load_member(f"lenet5:{run}")
     setup = data_setup(config, splits, member.model)
@@ -75,11 +77,21 @@ def test_ensemble_probabilities_are_the_weighted_mean_of_direct_member_probabili
     assert got.ensemble.loss == pytest.approx(-mixed[torch.arange(len(y)), y].log().mean().item(), rel=1e-5)
     assert got.members[0].probs.sum(1).sub(1).abs().max() < 1e-5
     # mean_logit: one softmax of the weighted mean logits over the views and the members
-    logit = evaluate([member, other], splits, tta="flip", member_weights=[3, 1], combine="mean_logit", batch_size=50,
-                     device="cpu", keep_probs=True)
+    logit = evaluate(
+        [member, other],
+        splits,
+        tta="flip",
+        member_weights=[3, 1],
+        combine="mean_logit",
+        batch_size=50,
+        device="cpu",
+        keep_probs=True,
+    )
     with torch.no_grad():
         z = [(m.model(x) + m.model(x.flip(-1))) / 2 for m in (member, other)]
-    torch.testing.assert_close(logit.ensemble.probs, (0.75 * z[0] + 0.25 * z[1]).softmax(1), atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(
+        logit.ensemble.probs, (0.75 * z[0] + 0.25 * z[1]).softmax(1), atol=1e-5, rtol=1e-4
+    )
 
 
 def test_an_ensemble_of_a_model_with_itself_is_the_model(digits_run):
@@ -93,8 +105,21 @@ def test_an_ensemble_of_a_model_with_itself_is_the_model(digits_run):
 
 
 def test_cli_train_then_evaluate_with_flip_json_and_table(digits_run, tmp_path):
-    proc = run_cli(["evaluate", f"lenet5:{digits_run}", "--data", "digits", "--tta", "flip", "--out", "r.json",
-                    "--batch-size", "64"], cwd=tmp_path)
+    proc = run_cli(
+        [
+            "evaluate",
+            f"lenet5:{digits_run}",
+            "--data",
+            "digits",
+            "--tta",
+            "flip",
+            "--out",
+            "r.json",
+            "--batch-size",
+            "64",
+        ],
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     saved = json.loads((tmp_path / "r.json").read_text())
     line = saved["members"][0]

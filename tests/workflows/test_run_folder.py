@@ -169,7 +169,9 @@ def test_finetune_and_train_share_the_resume_policy(tmp_path, monkeypatch, capsy
         for c in ("a", "b"):
             (tmp_path / "data" / split / c).mkdir(parents=True)
             for i in range(4):
-                Image.new("L", (16, 16), 60 * i + (100 if c == "a" else 0)).save(tmp_path / "data" / split / c / f"{i}.png")
+                Image.new("L", (16, 16), 60 * i + (100 if c == "a" else 0)).save(
+                    tmp_path / "data" / split / c / f"{i}.png"
+                )
     assert main(["train", "--model", "lenet5_relu", *FAST, "--out", "runs", "--name", "src", "--data",
                  str(tmp_path / "data"), "--in-chans", "1", "--input-size", "32"]) == 0
     args = ["finetune", "--model", "lenet5_relu", "--weights", "runs/src", "--data", str(tmp_path / "data"),
@@ -184,7 +186,12 @@ def test_finetune_and_train_share_the_resume_policy(tmp_path, monkeypatch, capsy
 def _mount_tmpfs(path: Path, size: str, readonly: bool = False) -> bool:
     path.mkdir(parents=True, exist_ok=True)
     opts = f"size={size}" + (",ro" if readonly else "")
-    return subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(path)], capture_output=True).returncode == 0
+    return (
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(path)], capture_output=True
+        ).returncode
+        == 0
+    )
 
 
 @pytest.fixture
@@ -227,8 +234,25 @@ def test_a_read_only_output_is_one_line(tmp_path, monkeypatch, capsys):
 
 def test_a_run_that_fails_before_its_first_checkpoint_frees_its_name(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    assert main(["train", *FAST, "--out", "runs", "--name", "r", "--model", "lenet5_relu", "--optimizer", "sgd",
-                 "--lr", "1e12"]) == 2
+    assert (
+        main(
+            [
+                "train",
+                *FAST,
+                "--out",
+                "runs",
+                "--name",
+                "r",
+                "--model",
+                "lenet5_relu",
+                "--optimizer",
+                "sgd",
+                "--lr",
+                "1e12",
+            ]
+        )
+        == 2
+    )
     line = _one_error_line(capsys)
     assert "the loss became" in line and "so the run folder is removed" in line, line
     assert not (tmp_path / "runs" / "r").exists()

@@ -71,8 +71,9 @@ def test_predict_a_run_folder_a_folder_of_images_into_a_csv(digits_run, tmp_path
     rows = list(csv.DictReader(out.open()))
     assert [os.path.basename(r["file"]) for r in rows] == ["0.png", "1.png", "2.png"]
     direct = cnnlab.predict("lenet5", [str(images / "0.png")], weights=str(digits_run), topk=2)[0]
-    assert rows[0]["class_1"] == direct.top[0].name and float(rows[0]["prob_1"]) == pytest.approx(direct.top[0].prob,
-                                                                                                abs=1e-6)
+    assert rows[0]["class_1"] == direct.top[0].name and float(rows[0]["prob_1"]) == pytest.approx(
+        direct.top[0].prob, abs=1e-6
+    )
     # the probabilities are the model's own on the run's preprocessing
     trained = cnnlab.load_trained(weights=str(digits_run))
     x = trained.transform()(Image.open(images / "0.png").convert("L")).unsqueeze(0)
@@ -96,8 +97,13 @@ def test_predict_never_hangs_on_a_fifo_and_refuses_bombs_as_datasets_do(tmp_path
     bomb = _png_header_only(tmp_path / "bomb.png", 10_000, 10_000)  # 100 megapixels
     good = _digit_png(tmp_path / "ok.png")
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    proc = subprocess.run([sys.executable, "-m", "cnnlab", "predict", "lenet5", str(fifo), str(bomb), str(good)],
-                          capture_output=True, text=True, timeout=120, env=env)
+    proc = subprocess.run(
+        [sys.executable, "-m", "cnnlab", "predict", "lenet5", str(fifo), str(bomb), str(good)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
     assert proc.returncode == 1, proc.stderr
     errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("cnnlab: error")]
     assert len(errors) == 2 and "pipe.jpg: not a regular file" in errors[0]
@@ -121,7 +127,9 @@ def test_evaluate_writes_the_misclassified_images(digits_run, tmp_path):
     wrong = int((line.probs.argmax(1) != line.targets).sum())
     assert len(rows) == wrong == round(line.count * (100 - line.top1) / 100)
     assert all(r["true"] != r["predicted"] for r in rows)
-    assert [float(r["p_predicted"]) for r in rows] == sorted((float(r["p_predicted"]) for r in rows), reverse=True)
+    assert [float(r["p_predicted"]) for r in rows] == sorted(
+        (float(r["p_predicted"]) for r in rows), reverse=True
+    )
     assert rows[0]["file"].startswith("item ")  # in-memory digits have no files
 
 
@@ -139,10 +147,35 @@ def test_finetune_lenet5_through_the_cli(tmp_path, monkeypatch):
         (tmp_path / "d" / c).mkdir(parents=True)
         for i in range(4):
             _digit_png(tmp_path / "d" / c / f"{i}.png", i + (4 if c == "b" else 0))
-    assert main(["finetune", "--model", "lenet5", "--weights", "runs/src", "--data", "d", "--val-split", "0.5",
-                 "--epochs", "1", "--out", "runs", "--name", "ft", "--no-progress", "--batch-size", "2"]) == 0
+    assert (
+        main(
+            [
+                "finetune",
+                "--model",
+                "lenet5",
+                "--weights",
+                "runs/src",
+                "--data",
+                "d",
+                "--val-split",
+                "0.5",
+                "--epochs",
+                "1",
+                "--out",
+                "runs",
+                "--name",
+                "ft",
+                "--no-progress",
+                "--batch-size",
+                "2",
+            ]
+        )
+        == 0
+    )
     ft = cnnlab.load_trained(weights="runs/ft")
-    assert ft.classes == ["a", "b"] and ft.preprocessing == cnnlab.load_trained(weights="runs/src").preprocessing
+    assert (
+        ft.classes == ["a", "b"] and ft.preprocessing == cnnlab.load_trained(weights="runs/src").preprocessing
+    )
     config = json.loads((tmp_path / "runs" / "ft" / "config.json").read_text())
     assert config["cache"] is False and config["in_chans"] == 1  # no head parameters to cache for
 
@@ -151,10 +184,19 @@ def test_help_lists_the_workflows_and_their_settings():
     import pydoc
 
     text = pydoc.render_doc(cnnlab, renderer=pydoc.plaintext)
-    for name in ("cnnlab.train", "cnnlab.finetune", "cnnlab.evaluate", "cnnlab.predict", "cnnlab.load_trained"):
+    for name in (
+        "cnnlab.train",
+        "cnnlab.finetune",
+        "cnnlab.evaluate",
+        "cnnlab.predict",
+        "cnnlab.load_trained",
+    ):
         assert name in text
     train_help = pydoc.render_doc(cnnlab.train, renderer=pydoc.plaintext)
-    assert "lr = 0.001  # peak learning rate" in train_help and "resume = None  # a run folder to continue" in train_help
+    assert (
+        "lr = 0.001  # peak learning rate" in train_help
+        and "resume = None  # a run folder to continue" in train_help
+    )
     assert callable(cnnlab.analysis.profile) and callable(cnnlab.transfer.freeze_stages)
 
 

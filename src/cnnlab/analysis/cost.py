@@ -68,11 +68,15 @@ def parse_hwc(text: str | Sequence[int]) -> tuple[int, int, int]:
     except (ValueError, TypeError):
         parts = ()
     if len(parts) != 3 or min(parts) < 1:
-        raise CnnlabError(f"bad feature map {text!r}; write it as HxWxC with positive integers, e.g. 28x28x192")
+        raise CnnlabError(
+            f"bad feature map {text!r}; write it as HxWxC with positive integers, e.g. 28x28x192"
+        )
     return parts  # type: ignore[return-value]
 
 
-def output_size(n: int, kernel: int, stride: int = 1, padding: int | str = 0, dilation: int = 1) -> tuple[int, int]:
+def output_size(
+    n: int, kernel: int, stride: int = 1, padding: int | str = 0, dilation: int = 1
+) -> tuple[int, int]:
     """(output size, total padding) along one axis; ``padding`` is per side, "same" or "valid"."""
     k_eff = dilation * (kernel - 1) + 1
     if padding == "same":
@@ -86,7 +90,9 @@ def output_size(n: int, kernel: int, stride: int = 1, padding: int | str = 0, di
                               f"{n} + {total}; use a smaller kernel or more padding")
         out = (n + total - k_eff) // stride + 1
     if out < 1:
-        raise CnnlabError(f"output size {out} for input {n}, kernel {kernel}, stride {stride}: not a valid layer")
+        raise CnnlabError(
+            f"output size {out} for input {n}, kernel {kernel}, stride {stride}: not a valid layer"
+        )
     return out, total
 
 
@@ -106,7 +112,9 @@ def conv_cost(input_hwc: Sequence[int], out_channels: int, kernel: int, *, strid
     weights = kernel * kernel * (c // groups) * out_channels
     macs = weights * oh * ow * batch
     label = label or f"{kernel}x{kernel} {c}->{out_channels}" + (f" (groups {groups})" if groups > 1 else "")
-    return ConvCost(label, (h, w, c), (oh, ow, out_channels), kernel, stride, (ph, pw), dilation, groups, weights, macs)
+    return ConvCost(
+        label, (h, w, c), (oh, ow, out_channels), kernel, stride, (ph, pw), dilation, groups, weights, macs
+    )
 
 
 def bottleneck(input_hwc: Sequence[int], out_channels: int, kernel: int, width: int, *, stride: int = 1,
@@ -154,15 +162,23 @@ def fmt_int(n: int) -> str:
     return f"{n:,}"
 
 
-def describe(cmp: Comparison, baseline_name: str, alternative_name: str, alternative_first: bool = False) -> str:
+def describe(
+    cmp: Comparison, baseline_name: str, alternative_name: str, alternative_first: bool = False
+) -> str:
     """A plain-text report of a comparison (what ``cnnlab cost`` prints)."""
     lines = [f"{baseline_name}:", _line(cmp.baseline), f"{alternative_name}:", *map(_line, cmp.alternative)]
     if len(cmp.alternative) > 1:
-        lines.append(f"  {'total':<34} {'':>24} weights {fmt_int(cmp.alt_weights):>11}  MACs {fmt_int(cmp.alt_macs):>13}")
+        lines.append(
+            f"  {'total':<34} {'':>24} weights {fmt_int(cmp.alt_weights):>11}  MACs "
+            f"{fmt_int(cmp.alt_macs):>13}"
+        )
     if cmp.receptive_field != (0, 0):
         lines.append(f"receptive field: {cmp.receptive_field[0]}x{cmp.receptive_field[0]} vs "
                      f"{cmp.receptive_field[1]}x{cmp.receptive_field[1]}")
-    for what, base, alt in (("weights", cmp.baseline.weights, cmp.alt_weights), ("MACs", cmp.baseline.macs, cmp.alt_macs)):
+    for what, base, alt in (
+        ("weights", cmp.baseline.weights, cmp.alt_weights),
+        ("MACs", cmp.baseline.macs, cmp.alt_macs),
+    ):
         pair = [(base, baseline_name), (alt, alternative_name)]
         (a, a_name), (b, b_name) = pair[::-1] if alternative_first else pair
         lines.append(f"{what + ':':<8} {fmt_int(a)} ({a_name}) vs {fmt_int(b)} ({b_name}): "

@@ -86,10 +86,15 @@ def native_mha_macs(args, out) -> int:
 
 
 def _attention_ops() -> dict:
-    names = ("scaled_dot_product_attention", "_scaled_dot_product_flash_attention",
-             "_scaled_dot_product_efficient_attention", "_scaled_dot_product_cudnn_attention",
-             "_scaled_dot_product_flash_attention_for_cpu", "_scaled_dot_product_fused_attention_overrideable",
-             "_scaled_dot_product_attention_math")
+    names = (
+        "scaled_dot_product_attention",
+        "_scaled_dot_product_flash_attention",
+        "_scaled_dot_product_efficient_attention",
+        "_scaled_dot_product_cudnn_attention",
+        "_scaled_dot_product_flash_attention_for_cpu",
+        "_scaled_dot_product_fused_attention_overrideable",
+        "_scaled_dot_product_attention_math",
+    )
     rules = {getattr(aten, n): attention_macs for n in names if hasattr(aten, n)}
     for n in ("_flash_attention_forward", "_efficient_attention_forward"):
         if hasattr(aten, n):
@@ -114,16 +119,78 @@ for _name in ("cudnn_convolution", "mkldnn_convolution", "miopen_convolution", "
         MAC_RULES[getattr(aten, _name)] = backend_conv_macs
 
 # Ops that move or create data without arithmetic: neither counted nor listed as uncounted.
-FREE_OPS = frozenset({
-    "empty", "empty_strided", "empty_like", "zeros", "zeros_like", "ones", "ones_like", "full", "full_like",
-    "new_empty", "new_empty_strided", "new_zeros", "new_ones", "new_full", "arange", "scalar_tensor",
-    "_to_copy", "copy_", "clone", "contiguous", "detach", "lift_fresh", "lift_fresh_copy", "alias",
-    "cat", "stack", "split", "split_with_sizes", "chunk", "unbind", "index_select", "index_copy", "gather",
-    "roll", "constant_pad_nd", "index", "index_put_", "fill_", "zero_", "_unsafe_view", "repeat",
-    "set_", "resize_", "t", "expand_copy", "slice_scatter", "select_scatter", "masked_fill", "masked_fill_",
-    "randint", "rand", "randn", "bernoulli_", "uniform_", "normal_", "sym_size", "sym_stride", "sym_numel",
-    "_local_scalar_dense", "item", "device", "dim", "size", "stride", "numel", "is_contiguous", "is_same_size", "_has_compatible_shallow_copy_type",
-})
+FREE_OPS = frozenset(
+    {
+        "empty",
+        "empty_strided",
+        "empty_like",
+        "zeros",
+        "zeros_like",
+        "ones",
+        "ones_like",
+        "full",
+        "full_like",
+        "new_empty",
+        "new_empty_strided",
+        "new_zeros",
+        "new_ones",
+        "new_full",
+        "arange",
+        "scalar_tensor",
+        "_to_copy",
+        "copy_",
+        "clone",
+        "contiguous",
+        "detach",
+        "lift_fresh",
+        "lift_fresh_copy",
+        "alias",
+        "cat",
+        "stack",
+        "split",
+        "split_with_sizes",
+        "chunk",
+        "unbind",
+        "index_select",
+        "index_copy",
+        "gather",
+        "roll",
+        "constant_pad_nd",
+        "index",
+        "index_put_",
+        "fill_",
+        "zero_",
+        "_unsafe_view",
+        "repeat",
+        "set_",
+        "resize_",
+        "t",
+        "expand_copy",
+        "slice_scatter",
+        "select_scatter",
+        "masked_fill",
+        "masked_fill_",
+        "randint",
+        "rand",
+        "randn",
+        "bernoulli_",
+        "uniform_",
+        "normal_",
+        "sym_size",
+        "sym_stride",
+        "sym_numel",
+        "_local_scalar_dense",
+        "item",
+        "device",
+        "dim",
+        "size",
+        "stride",
+        "numel",
+        "is_contiguous",
+        "is_same_size",
+        "_has_compatible_shallow_copy_type",
+    }
+)
 
 
 def op_name(func) -> str:

@@ -3,7 +3,8 @@
 :func:`fake_forward` swaps every parameter and buffer for a meta twin (``torch.func.functional_call``)
 and calls the model on a meta input under the ``TorchDispatchMode`` s of the caller's :class:`Probe`
 (the MAC counter, the receptive-field tracer); module pre/post hooks report which module is running.
-A model that mixes in real tensors made during its forward is retried on ``FakeTensorMode`` tensors. Everything it sets up (hooks, training flags, the
+A model that mixes in real tensors made during its forward is retried on ``FakeTensorMode`` tensors.
+Everything it sets up (hooks, training flags, the
 swapped tensors) is undone in ``finally``: the model is left exactly as it was.
 """
 
@@ -118,7 +119,9 @@ def _attempt(model, input_size, batch_size, probe: Probe, train: bool, grad: boo
     with device_ctx:
         state = _twin_state(model, device)
         floats = [t.dtype for t in state.values() if t.is_floating_point()]
-        x = torch.empty((batch_size, *input_size), dtype=floats[0] if floats else torch.float32, device=device)
+        x = torch.empty(
+            (batch_size, *input_size), dtype=floats[0] if floats else torch.float32, device=device
+        )
     if probe.on_input:
         probe.on_input(x)
     with contextlib.ExitStack() as stack:

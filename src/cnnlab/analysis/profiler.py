@@ -105,7 +105,9 @@ class _Attribution:
     def pre(self, name: str, module: nn.Module) -> None:
         row = self.rows.get(name)
         if row is None:
-            row = LayerRow(name, type(module).__name__, name.count(".") + 1 if name else 0, params=self.params[name])
+            row = LayerRow(
+                name, type(module).__name__, name.count(".") + 1 if name else 0, params=self.params[name]
+            )
             self.rows[name] = row
         row.calls += 1
         self.stack.append(row)

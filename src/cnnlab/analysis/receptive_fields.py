@@ -114,7 +114,9 @@ def _layer_names(model: nn.Module, layers) -> list[str]:
     known = dict(model.named_modules())
     for n in names:
         if n not in known:
-            raise CnnlabError(f"no layer named {n!r} in {type(model).__name__}; see `cnnlab info` for the names")
+            raise CnnlabError(
+                f"no layer named {n!r} in {type(model).__name__}; see `cnnlab info` for the names"
+            )
     return names
 
 

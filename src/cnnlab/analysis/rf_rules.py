@@ -141,7 +141,11 @@ def reduce_rule(args, out, tracks):
     """Reductions (mean/sum/amax) over H or W make the field the whole input."""
     x, track = args[0], tracks[0]
     dims = args[1] if len(args) > 1 else None
-    dims = list(range(x.ndim)) if dims is None or dims == [] else ([dims] if isinstance(dims, int) else list(dims))
+    dims = (
+        list(range(x.ndim))
+        if dims is None or dims == []
+        else ([dims] if isinstance(dims, int) else list(dims))
+    )
     dims = {_dim(d, x.ndim) for d in dims}
     if track is GLOBAL or dims & set(track.dims):
         return GLOBAL
@@ -265,9 +269,25 @@ for _op in _ops("avg_pool2d"):
     RULES[_op] = avgpool_rule
 for _op in _ops("_adaptive_avg_pool2d", "adaptive_max_pool2d", "adaptive_avg_pool2d"):
     RULES[_op] = adaptive_rule
-for _op in _ops("native_batch_norm", "_native_batch_norm_legit", "_native_batch_norm_legit_no_training",
-                "native_dropout", "dropout", "feature_dropout", "alpha_dropout", "lift_fresh_copy", "_to_copy",
-                "clone", "contiguous", "detach", "alias", "copy_", "fill_", "zero_", "native_group_norm"):
+for _op in _ops(
+    "native_batch_norm",
+    "_native_batch_norm_legit",
+    "_native_batch_norm_legit_no_training",
+    "native_dropout",
+    "dropout",
+    "feature_dropout",
+    "alpha_dropout",
+    "lift_fresh_copy",
+    "_to_copy",
+    "clone",
+    "contiguous",
+    "detach",
+    "alias",
+    "copy_",
+    "fill_",
+    "zero_",
+    "native_group_norm",
+):
     RULES[_op] = first_rule
 for _op in _ops("mean", "sum", "amax", "amin", "max", "min", "var", "std", "var_mean"):
     RULES[_op] = reduce_rule
@@ -278,10 +298,35 @@ for _op in _ops("view", "_unsafe_view", "reshape", "unsqueeze", "squeeze", "flat
     RULES[_op] = reshape_rule
 for _op in _ops("split", "split_with_sizes", "chunk", "split_copy"):
     RULES[_op] = split_rule
-RULES.update({aten.select: select_rule, aten.permute: permute_rule, aten.transpose: transpose_rule, aten.slice: slice_rule,
-              aten._softmax: softmax_rule, aten.native_layer_norm: layer_norm_rule})
+RULES.update(
+    {
+        aten.select: select_rule,
+        aten.permute: permute_rule,
+        aten.transpose: transpose_rule,
+        aten.slice: slice_rule,
+        aten._softmax: softmax_rule,
+        aten.native_layer_norm: layer_norm_rule,
+    }
+)
 MULTI_INPUT = {aten.cat: cat_rule}
 # Elementwise ops that lack torch's ``pointwise`` tag.
-EXTRA_POINTWISE = frozenset(_ops("hardswish", "hardswish_", "hardsigmoid", "hardsigmoid_", "mish", "mish_",
-                                 "leaky_relu", "leaky_relu_", "elu", "elu_", "softplus", "prelu", "_prelu_kernel",
-                                 "threshold", "threshold_", "rrelu_with_noise"))
+EXTRA_POINTWISE = frozenset(
+    _ops(
+        "hardswish",
+        "hardswish_",
+        "hardsigmoid",
+        "hardsigmoid_",
+        "mish",
+        "mish_",
+        "leaky_relu",
+        "leaky_relu_",
+        "elu",
+        "elu_",
+        "softplus",
+        "prelu",
+        "_prelu_kernel",
+        "threshold",
+        "threshold_",
+        "rrelu_with_noise",
+    )
+)

@@ -96,8 +96,15 @@ def run_cost_conv(args) -> int:
 
     pad = _padding(args.padding)
     if args.bottleneck is None:
-        c = cost.conv_cost(args.input, args.out, args.kernel, stride=args.stride, padding=pad, dilation=args.dilation,
-                           groups=args.groups)
+        c = cost.conv_cost(
+            args.input,
+            args.out,
+            args.kernel,
+            stride=args.stride,
+            padding=pad,
+            dilation=args.dilation,
+            groups=args.groups,
+        )
         print(cost.describe_one(c))
         return 0
     if args.groups != 1:
@@ -111,8 +118,14 @@ def run_cost_conv(args) -> int:
 def run_cost_separable(args) -> int:
     from ..analysis import cost
 
-    cmp = cost.separable(args.input, args.out, args.kernel, stride=args.stride, padding=_padding(args.padding),
-                         dilation=args.dilation)
+    cmp = cost.separable(
+        args.input,
+        args.out,
+        args.kernel,
+        stride=args.stride,
+        padding=_padding(args.padding),
+        dilation=args.dilation,
+    )
     print(cost.describe(cmp, "standard conv", "depthwise separable"))
     print(f"ratio formula 1/C_out + 1/K^2 = 1/{args.out} + 1/{args.kernel ** 2} = "
           f"{cost.mac_ratio_formula(args.out, args.kernel):.4g}")

@@ -1,4 +1,5 @@
-"""``cnnlab data check|stats|preview``: scan a folder for bad files, compute statistics, draw augmentations."""
+"""``cnnlab data samples|check|stats|preview``: write sample files, scan a folder for bad files, compute
+statistics, draw augmentations."""
 
 from __future__ import annotations
 
@@ -19,12 +20,16 @@ def register(subparsers) -> None:
     sub = p.add_subparsers(dest="data_command", metavar="ACTION")
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
-    m = sub.add_parser("samples", help="write sample files to try the commands on (photos, a digits image folder)")
+    m = sub.add_parser(
+        "samples", help="write sample files to try the commands on (photos, a digits image folder)"
+    )
     m.add_argument("folder", nargs="?", default="samples", help="where to write them (default ./samples)")
     m.add_argument("--per-class", type=int, default=30, help="digit images per class in the image folder")
     m.set_defaults(func=run_samples)
 
-    c = sub.add_parser("check", help="decode every image and report broken or unusual files (exit 1 on problems)")
+    c = sub.add_parser(
+        "check", help="decode every image and report broken or unusual files (exit 1 on problems)"
+    )
     c.add_argument("folder")
     c.add_argument("--json", action="store_true", help="print the machine-readable report")
     c.add_argument("--workers", type=int, default=None, help="decoding threads (default: 2 per CPU)")
@@ -36,7 +41,9 @@ def register(subparsers) -> None:
     s.add_argument("--max-images", type=int, default=5000, help="sample size for image folders")
     s.set_defaults(func=run_stats)
 
-    v = sub.add_parser("preview", help="a PNG grid: originals beside augmented versions, a row per augmentation")
+    v = sub.add_parser(
+        "preview", help="a PNG grid: originals beside augmented versions, a row per augmentation"
+    )
     _add_data_args(v)
     v.add_argument("--preset", default="alexnet", help="alexnet, vgg, inception, resnet, cifar, digits, none")
     v.add_argument("--aug", action="append", metavar="NAME=VALUE", help="augmentation option, e.g. rotate=15")
@@ -52,8 +59,10 @@ def run_samples(args) -> int:
 
     check_number("per_class", args.per_class, low=1, high=170, integer=True)
     counts = write_samples(args.folder, args.per_class)
-    print(f"{args.folder}: photos/ ({counts['photos']} new), digits/ ({counts['digits']} new PNGs in 10 class "
-          f"folders), digit.png ({'new' if counts['digit'] else 'kept'})")
+    print(
+        f"{args.folder}: photos/ ({counts['photos']} new), digits/ ({counts['digits']} new PNGs in 10 class "
+        f"folders), digit.png ({'new' if counts['digit'] else 'kept'})"
+    )
     return 0
 
 

@@ -1,5 +1,6 @@
 """``cnnlab evaluate MODEL[:WEIGHTS] [MODEL[:WEIGHTS] ...] --data DATA [--tta ...]``: accuracy of a model or
-an ensemble on a validation split, with test-time views (flip, five crops, AlexNet's 10-crop, VGG's multi-scale).
+an ensemble on a validation split, with test-time views (flip, five crops, AlexNet's 10-crop, VGG's
+multi-scale).
 
 Prints a line per model and one for the ensemble (top-1, top-5, loss, the views), or the whole result
 as JSON with ``--json``; ``--out FILE`` also writes the JSON. See :mod:`cnnlab.workflows.evaluate`.
@@ -21,11 +22,18 @@ def register(subparsers) -> None:
         "evaluate", help="evaluate a model or an ensemble, with test-time augmentation",
         description="Top-1/top-5, loss and per-class accuracy of one model or an ensemble on the validation "
         "split of a dataset, averaging softmax probabilities over test-time views and models.")
-    p.add_argument("models", nargs="+", metavar="MODEL[:WEIGHTS]",
-                   help="model name and a run folder, checkpoint file or pretrained tag (e.g. lenet5:runs/a); "
-                   "several make an ensemble")
-    p.add_argument("--data", default=None,
-                   help="digits | image folder | list.csv | cifar10:DIR | ... (default: the first run's data)")
+    p.add_argument(
+        "models",
+        nargs="+",
+        metavar="MODEL[:WEIGHTS]",
+        help="model name and a run folder, checkpoint file or pretrained tag (e.g. lenet5:runs/a); "
+        "several make an ensemble",
+    )
+    p.add_argument(
+        "--data",
+        default=None,
+        help="digits | image folder | list.csv | cifar10:DIR | ... (default: the first run's data)",
+    )
     p.add_argument("--tta", default="none", help=TTA_HELP + " (default none)")
     p.add_argument("--scales", default=None, metavar="Q,Q,...",
                    help="shorter sides in pixels to take the views at (default: the model's own; multiscale: "
@@ -37,7 +45,9 @@ def register(subparsers) -> None:
     p.add_argument("--val-split", type=float, default=None, help="validation fraction (default: the run's)")
     p.add_argument("--seed", type=int, default=None, help="split seed (default: the run's)")
     p.add_argument("--split-file", default=None, help="a saved train/val split (default: the run's)")
-    p.add_argument("--batch-size", type=int, default=32, help="images per forward pass, with their views (32)")
+    p.add_argument(
+        "--batch-size", type=int, default=32, help="images per forward pass, with their views (32)"
+    )
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes (default 0)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")

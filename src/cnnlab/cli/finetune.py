@@ -17,16 +17,32 @@ OWN_HELP = {
     "--augment": "augmentation preset for training images (default none: the eval preprocessing)",
 }
 TRANSFER_FLAGS = (
-    ("--weights", str, "a pretrained tag (imagenet, imagenet1k_v2, ...: cnnlab weights ls) | torchvision/timm file | "
-                       "cnnlab checkpoint or run folder"),
-    ("--regime", str, "small (freeze all + feature cache) | medium (freeze the early half) | large (freeze none)"),
+    (
+        "--weights",
+        str,
+        "a pretrained tag (imagenet, imagenet1k_v2, ...: cnnlab weights ls) | torchvision/timm file | "
+        "cnnlab checkpoint or run folder",
+    ),
+    (
+        "--regime",
+        str,
+        "small (freeze all + feature cache) | medium (freeze the early half) | large (freeze none)",
+    ),
     ("--freeze", str, "all | none | N: freeze the stem and the first N stages (default: the regime's)"),
     ("--frozen-bn", str, "eval: frozen BatchNorm keeps its running statistics (default) | train"),
     ("--backbone-lr-mult", float, "backbone lr = lr * this (default: the regime's, 0.1 medium and large)"),
     ("--cache", BOOL, "train the head on cached backbone features (default: on for the small regime)"),
-    ("--cache-dir", str, "where feature caches live (default ~/.cache/cnnlab/features or $CNNLAB_CACHE/features)"),
+    (
+        "--cache-dir",
+        str,
+        "where feature caches live (default ~/.cache/cnnlab/features or $CNNLAB_CACHE/features)",
+    ),
     ("--cache-from", str, "use this cache entry folder (checked against the model and weights)"),
-    ("--cache-augment", int, "store K augmented copies of each training image in the cache (needs --augment)"),
+    (
+        "--cache-augment",
+        int,
+        "store K augmented copies of each training image in the cache (needs --augment)",
+    ),
     ("--cache-shard-rows", int, "feature rows per cache shard file (default 2048)"),
 )
 

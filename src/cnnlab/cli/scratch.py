@@ -38,7 +38,9 @@ def register(subparsers) -> None:
     tr.add_argument("--l2", type=float, default=d.l2, help="L2 penalty strength on weights")
     tr.add_argument("--val-fraction", type=float, default=d.val_fraction)
     tr.add_argument("--seed", type=int, default=d.seed)
-    tr.add_argument("--metrics", default=None, help="write the config and per-epoch figures to this JSON file")
+    tr.add_argument(
+        "--metrics", default=None, help="write the config and per-epoch figures to this JSON file"
+    )
     tr.add_argument("--no-progress", action="store_true", help="no progress bar")
     tr.set_defaults(func=_train)
     gc = sub.add_parser("gradcheck", help="numerical gradient check of every scratch layer (float64)")

@@ -15,13 +15,21 @@ BOOL = argparse.BooleanOptionalAction
 # (flag, type or action, help); the destination is the TrainConfig field of the same name.
 FLAGS = (
     ("--model", str, "registered model name (default lenet5)"),
-    ("--data", str, "digits | image folder | list.csv | cifar10:DIR | cifar100:DIR | mnist:DIR | fashion-mnist:DIR"),
+    (
+        "--data",
+        str,
+        "digits | image folder | list.csv | cifar10:DIR | cifar100:DIR | mnist:DIR | fashion-mnist:DIR",
+    ),
     ("--val-split", float, "validation fraction carved from the training data"),
     ("--split-file", str, "reuse a saved train/val split"),
     ("--epochs", int, "epochs (default 25)"),
     ("--batch-size", int, "batch size per process (default 16)"),
-    ("--lr", str, "peak learning rate (default 1e-3), or auto: run the LR range test first and train at its "
-                  "suggestion (recorded in config.json; lr_find.png)"),
+    (
+        "--lr",
+        str,
+        "peak learning rate (default 1e-3), or auto: run the LR range test first and train at its "
+        "suggestion (recorded in config.json; lr_find.png)",
+    ),
     ("--lr-rule", str, "with --lr auto: steepest (default: the steepest descent of the loss) | min/10"),
     ("--optimizer", str, "sgd | momentum | nesterov | adagrad | rmsprop | adam | adamw (default adam)"),
     ("--momentum", float, "momentum of momentum/nesterov (default 0.9)"),

@@ -16,8 +16,11 @@ WEIGHTS_HELP = ("checkpoint file, run folder or pretrained tag such as 'imagenet
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("viz", help="visualise filters, feature maps, CAMs and deconvnet projections",
-                              description="Pictures of what a network has learned; each command writes one PNG.")
+    p = subparsers.add_parser(
+        "viz",
+        help="visualise filters, feature maps, CAMs and deconvnet projections",
+        description="Pictures of what a network has learned; each command writes one PNG.",
+    )
     sub = p.add_subparsers(dest="viz_command", metavar="WHAT", required=True)
 
     f = _common(sub.add_parser("filters", help="first conv layer's kernels as a tile grid",
@@ -31,10 +34,15 @@ def register(subparsers) -> None:
     f.add_argument("--top", type=int, default=16, help="channels shown (default 16)")
     f.set_defaults(func=run_features)
 
-    f = _common(sub.add_parser("cam", help="class activation map (CAM) or Grad-CAM for one image",
-                               description="Where the evidence for one class lies: CAM (Zhou et al. 2016) for "
-                               "global-average-pool + linear heads, Grad-CAM (Selvaraju et al. 2017) for any "
-                               "model and stage."))
+    f = _common(
+        sub.add_parser(
+            "cam",
+            help="class activation map (CAM) or Grad-CAM for one image",
+            description="Where the evidence for one class lies: CAM (Zhou et al. 2016) for "
+            "global-average-pool + linear heads, Grad-CAM (Selvaraju et al. 2017) for any "
+            "model and stage.",
+        )
+    )
     f.add_argument("--class", dest="target", default=None, metavar="IDX|NAME",
                    help="class index or name (default: the predicted class)")
     f.add_argument("--method", choices=("gradcam", "cam"), default="gradcam", help="default gradcam")
@@ -79,7 +87,9 @@ def run_filters(args) -> int:
 def run_features(args) -> int:
     from ..workflows.visualize import visualize_features
 
-    return _report(visualize_features(args.model, args.image, args.stage, args.weights, args.top, out=_out(args)))
+    return _report(
+        visualize_features(args.model, args.image, args.stage, args.weights, args.top, out=_out(args))
+    )
 
 
 def run_cam(args) -> int:
@@ -92,4 +102,6 @@ def run_cam(args) -> int:
 def run_deconv(args) -> int:
     from ..workflows.visualize import visualize_deconv
 
-    return _report(visualize_deconv(args.model, args.image, args.weights, args.layer, args.channel, out=_out(args)))
+    return _report(
+        visualize_deconv(args.model, args.image, args.weights, args.layer, args.channel, out=_out(args))
+    )

@@ -14,9 +14,17 @@ Names are imported on first use, so that ``cnnlab data check`` (PIL only) starts
 import importlib
 
 _LAZY = {
-    "open_dataset": "splits", "Splits": "splits", "build_transform": "transforms", "eval_transform": "transforms",
-    "Augment": "transforms", "PRESETS": "transforms", "make_loader": "loader", "BadFileReport": "report",
-    "ImageFileDataset": "datasets", "TensorImageDataset": "datasets", "DataStats": "stats",
+    "open_dataset": "splits",
+    "Splits": "splits",
+    "build_transform": "transforms",
+    "eval_transform": "transforms",
+    "Augment": "transforms",
+    "PRESETS": "transforms",
+    "make_loader": "loader",
+    "BadFileReport": "report",
+    "ImageFileDataset": "datasets",
+    "TensorImageDataset": "datasets",
+    "DataStats": "stats",
     "dataset_stats": "stats",
 }
 __all__ = sorted(_LAZY)

@@ -53,7 +53,9 @@ def _unpickle(path: Path) -> dict:
         with open(path, "rb") as fh:
             batch = _NumpyOnlyUnpickler(fh, encoding="bytes").load()
     except (OSError, pickle.UnpicklingError, EOFError) as exc:
-        raise CnnlabError(f"cannot read CIFAR batch {path} ({exc}); re-extract the python version of the archive") from None
+        raise CnnlabError(
+            f"cannot read CIFAR batch {path} ({exc}); re-extract the python version of the archive"
+        ) from None
     return {k.decode() if isinstance(k, bytes) else k: v for k, v in batch.items()}
 
 
@@ -75,7 +77,11 @@ def read_cifar10(root: str) -> Arrays:
     train = [_unpickle(base / f"data_batch_{i}") for i in range(1, 6)]
     meta = _unpickle(base / "batches.meta")
     classes = [c.decode() if isinstance(c, bytes) else c for c in meta["label_names"]]
-    return (*_cifar_images(train, "labels"), *_cifar_images([_unpickle(base / "test_batch")], "labels"), classes)
+    return (
+        *_cifar_images(train, "labels"),
+        *_cifar_images([_unpickle(base / "test_batch")], "labels"),
+        classes,
+    )
 
 
 def read_cifar100(root: str) -> Arrays:
@@ -97,7 +103,9 @@ def _read_idx(path: Path) -> np.ndarray:
     shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
     data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
     if data.size != int(np.prod(shape)):
-        raise CnnlabError(f"{path} is truncated ({data.size} of {int(np.prod(shape))} values); download it again")
+        raise CnnlabError(
+            f"{path} is truncated ({data.size} of {int(np.prod(shape))} values); download it again"
+        )
     return data.reshape(shape)
 
 
@@ -106,7 +114,9 @@ def _find_idx(root: Path, stem: str) -> Path:
         for folder in (root, root / "raw"):
             if (folder / name).is_file():
                 return folder / name
-    raise CnnlabError(f"no IDX file '{stem}[.gz]' in {root}; point to the folder with the four MNIST-format files")
+    raise CnnlabError(
+        f"no IDX file '{stem}[.gz]' in {root}; point to the folder with the four MNIST-format files"
+    )
 
 
 def read_mnist(root: str, classes: list[str] | None = None) -> Arrays:
@@ -142,5 +152,7 @@ ARRAY_READERS = {"cifar10": read_cifar10, "cifar100": read_cifar100, "mnist": re
 
 def check_dir(root: str, kind: str) -> str:
     if not root or not os.path.isdir(root):
-        raise CnnlabError(f"'{kind}:{root}' is not a folder; write {kind}:DIR with the extracted files in DIR")
+        raise CnnlabError(
+            f"'{kind}:{root}' is not a folder; write {kind}:DIR with the extracted files in DIR"
+        )
     return root

@@ -94,7 +94,9 @@ class GridDistortion:
         h, w = x.shape[-2:]
         gx, gy = _axis_map(w, self.steps, self.limit), _axis_map(h, self.steps, self.limit)
         grid = torch.stack(torch.meshgrid(gy, gx, indexing="ij")[::-1], dim=-1).unsqueeze(0)
-        out = F.grid_sample(x.unsqueeze(0), grid, mode="bilinear", padding_mode="border", align_corners=False)[0]
+        out = F.grid_sample(
+            x.unsqueeze(0), grid, mode="bilinear", padding_mode="border", align_corners=False
+        )[0]
         return out.mul_(255).round_().clamp_(0, 255).to(torch.uint8) if was_uint8 else out
 
     def __repr__(self) -> str:
@@ -171,14 +173,18 @@ class RandomResizedCrop(T.RandomResizedCrop):
         if not _fast_path(inpt, self.interpolation):
             return super().transform(inpt, params)
         top, left, h, w = params["top"], params["left"], params["height"], params["width"]
-        return resize_uint8(inpt[..., top:top + h, left:left + w], self.size, self.interpolation, self.antialias)
+        return resize_uint8(
+            inpt[..., top : top + h, left : left + w], self.size, self.interpolation, self.antialias
+        )
 
 
 class Resize(T.Resize):
     def transform(self, inpt, params):
         if not _fast_path(inpt, self.interpolation):
             return super().transform(inpt, params)
-        size = TF._geometry._compute_resized_output_size(tuple(inpt.shape[-2:]), size=self.size, max_size=self.max_size)
+        size = TF._geometry._compute_resized_output_size(
+            tuple(inpt.shape[-2:]), size=self.size, max_size=self.max_size
+        )
         return inpt if tuple(size) == tuple(inpt.shape[-2:]) else resize_uint8(inpt, size, self.interpolation,
                                                                                self.antialias)
 
@@ -207,7 +213,9 @@ class Compose(T.Compose):
         x = inputs[0]
         for t in self.transforms:
             kind = getattr(type(t), "forward", None)
-            if kind is T.Transform.forward or (_RandomApplyTransform and kind is _RandomApplyTransform.forward):
+            if kind is T.Transform.forward or (
+                _RandomApplyTransform and kind is _RandomApplyTransform.forward
+            ):
                 if _RandomApplyTransform and kind is _RandomApplyTransform.forward and torch.rand(1) >= t.p:
                     continue
                 x = t.transform(x, t.make_params([x]))

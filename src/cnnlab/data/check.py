@@ -1,7 +1,8 @@
 """``cnnlab data check DIR``: decode every file of a data folder and say what is wrong with it.
 
 Problems (exit code 1): files that loaders would skip - empty, not an image, truncated or corrupt,
-refused as decompression bombs - and a folder without one readable image. Notes (reported, exit code 0): unusual modes (grayscale, alpha,
+refused as decompression bombs - and a folder without one readable image. Notes (reported, exit code 0):
+unusual modes (grayscale, alpha,
 CMYK, 16-bit, palette...) which loaders convert, EXIF rotation which loaders apply, tiny images,
 files without an image name (ignored by loaders), classes too small for a stratified split.
 Every file is decoded fully (and converted to RGB, as a loader would) in a pool of threads; PIL
@@ -66,10 +67,18 @@ class CheckReport:
 
     def to_dict(self) -> dict:
         small = [c for c, n in self.class_counts().items() if n["readable"] < MIN_SPLITTABLE]
-        return {"root": self.root, "ok": self.ok, "files": len(self.files), "seconds": round(self.seconds, 3),
-                "workers": self.workers, "problems": [{"path": f.path, "reason": f.problem} for f in self.problems],
-                "notes": self.note_counts(), "classes": self.class_counts(), "classes_too_small_to_split": small,
-                "details": [asdict(f) for f in self.files if f.problem or f.notes]}
+        return {
+            "root": self.root,
+            "ok": self.ok,
+            "files": len(self.files),
+            "seconds": round(self.seconds, 3),
+            "workers": self.workers,
+            "problems": [{"path": f.path, "reason": f.problem} for f in self.problems],
+            "notes": self.note_counts(),
+            "classes": self.class_counts(),
+            "classes_too_small_to_split": small,
+            "details": [asdict(f) for f in self.files if f.problem or f.notes],
+        }
 
 
 def inspect_file(path: str, rel: str, cls: str) -> FileResult:
@@ -129,7 +138,10 @@ def check_folder(root: str | os.PathLike, workers: int | None = None) -> CheckRe
 
 def format_report(report: CheckReport) -> str:
     """The human-readable summary that ``cnnlab data check`` prints."""
-    lines = [f"checked {len(report.files)} files under {report.root} in {report.seconds:.1f} s ({report.workers} threads)"]
+    lines = [
+        f"checked {len(report.files)} files under {report.root} in {report.seconds:.1f} s ({report.workers} "
+        "threads)"
+    ]
     if not report.files:
         lines.append("PROBLEM: no files at all; point to the folder that holds the class subfolders")
     elif report.problems:

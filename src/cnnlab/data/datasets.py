@@ -32,7 +32,9 @@ class TensorImageDataset(Dataset):
     def __init__(self, images: torch.Tensor, targets: list[int], classes: list[str],
                  transform: Callable | None = None):
         if images.dtype != torch.uint8 or images.ndim != 4:
-            raise ValueError(f"images must be a uint8 (N, C, H, W) tensor, got {images.dtype} {tuple(images.shape)}")
+            raise ValueError(
+                f"images must be a uint8 (N, C, H, W) tensor, got {images.dtype} {tuple(images.shape)}"
+            )
         self.images = images
         self.targets = list(map(int, targets))
         self.classes = classes
@@ -76,7 +78,9 @@ class ImageFileDataset(Dataset):
         path = self.samples[index][0]
         draft = getattr(self.transform, "draft_size", None)
         if getattr(self.transform, "accepts_tensor", False):
-            image = decode_jpeg_file(path, self.mode, draft, fast=getattr(self.transform, "fast_decode", False))
+            image = decode_jpeg_file(
+                path, self.mode, draft, fast=getattr(self.transform, "fast_decode", False)
+            )
             if image is not None:
                 return image
         return load_image(path, self.mode, draft=draft)

@@ -59,7 +59,10 @@ def list_class_folder(root: Path, classes: list[str] | None = None) -> tuple[lis
     classes = classes or found
     unknown = sorted(set(found) - set(classes))
     if unknown:
-        raise CnnlabError(f"{root} has class folder(s) {', '.join(unknown)} that train/ lacks; add them to train/ or remove them")
+        raise CnnlabError(
+            f"{root} has class folder(s) {', '.join(unknown)} that train/ lacks; add them to train/ or "
+            "remove them"
+        )
     samples: Samples = []
     for index, name in enumerate(classes):
         if name not in found:
@@ -112,10 +115,14 @@ def find_split_folders(root: Path) -> tuple[Path, Path | None]:
         return root, None
     others = [n for n in names if n.lower() not in (*VAL_NAMES, "train")]
     if not has_train:
-        raise CnnlabError(f"{root} has {vals[0]}/ but no train/; add train/ or point to a folder of class subfolders")
+        raise CnnlabError(
+            f"{root} has {vals[0]}/ but no train/; add train/ or point to a folder of class subfolders"
+        )
     if others:
-        raise CnnlabError(f"{root} mixes split folders (train/) with other folders ({', '.join(others[:3])}/); "
-                          "move class folders into train/ or remove them")
+        raise CnnlabError(
+            f"{root} mixes split folders (train/) with other folders ({', '.join(others[:3])}/); "
+            "move class folders into train/ or remove them"
+        )
     if len(vals) > 1:
         raise CnnlabError(f"{root} has several validation folders ({', '.join(vals)}); keep one, or point to "
                           "train/ and pass a val split")
@@ -130,17 +137,22 @@ def read_csv_list(path: Path) -> tuple[list[str], Samples, list[str] | None]:
         with open(path, newline="", encoding="utf-8") as fh:
             rows = [r for r in csv.reader(fh) if r and any(c.strip() for c in r)]
     except (csv.Error, UnicodeDecodeError, ValueError) as exc:
-        raise CnnlabError(f"{path} is not a readable CSV list ({str(exc)[:80]}); write rows 'path,label' as UTF-8 "
-                          "text") from None
+        raise CnnlabError(
+            f"{path} is not a readable CSV list ({str(exc)[:80]}); write rows 'path,label' as UTF-8 text"
+        ) from None
     bad = next((i for i, r in enumerate(rows, 1) if any("\0" in c for c in r)), None)
     if bad is not None:
-        raise CnnlabError(f"{path} is not a readable CSV list (row {bad} holds a NUL byte); write rows 'path,label' "
-                          "as UTF-8 text")
+        raise CnnlabError(
+            f"{path} is not a readable CSV list (row {bad} holds a NUL byte); write rows 'path,label' "
+            "as UTF-8 text"
+        )
     if rows and rows[0][0].strip().lower() in ("path", "file", "filename", "image"):
         rows = rows[1:]
     if not rows or any(len(r) < 2 for r in rows):
         raise CnnlabError(f"{path} must have rows 'path,label' (optionally ',train|val'); fix the CSV")
-    classes = sorted({r[1].strip() for r in rows}, key=lambda c: (not c.isdigit(), int(c) if c.isdigit() else 0, c))
+    classes = sorted(
+        {r[1].strip() for r in rows}, key=lambda c: (not c.isdigit(), int(c) if c.isdigit() else 0, c)
+    )
     index = {c: i for i, c in enumerate(classes)}
     samples = [(str((path.parent / r[0].strip()).resolve()), index[r[1].strip()]) for r in rows]
     splits = [r[2].strip().lower() for r in rows] if all(len(r) > 2 for r in rows) else None
@@ -150,7 +162,11 @@ def read_csv_list(path: Path) -> tuple[list[str], Samples, list[str] | None]:
 def split_samples(samples: Samples, classes: list[str], root: Path, val_split: float, seed: int,
                   split_file: str | None) -> tuple[Samples, Samples]:
     """A stratified seeded split, reused from ``split_file`` when it exists, saved otherwise."""
-    target = Path(split_file) if split_file else cache_dir() / "splits" / f"{data_key(root)}-{val_split}-{seed}.json"
+    target = (
+        Path(split_file)
+        if split_file
+        else cache_dir() / "splits" / f"{data_key(root)}-{val_split}-{seed}.json"
+    )
     if target.is_file():
         return load_split(target, samples, root)
     train_idx, val_idx = stratified_split([t for _, t in samples], val_split, seed, classes)
@@ -158,7 +174,9 @@ def split_samples(samples: Samples, classes: list[str], root: Path, val_split: f
     rel = lambda s: [os.path.relpath(p, root) for p, _ in s]  # noqa: E731
     write_json(target, {"root": str(root.resolve()), "val_split": val_split, "seed": seed,
                         "train": rel(train), "val": rel(val)})
-    notice(f"split {len(train)} train / {len(val)} val ({val_split:g} stratified, seed {seed}) saved to {target}")
+    notice(
+        f"split {len(train)} train / {len(val)} val ({val_split:g} stratified, seed {seed}) saved to {target}"
+    )
     return train, val
 
 

@@ -154,7 +154,9 @@ class BatchRandomResizedCrop:
             batch[i, :, : img.shape[-2], : img.shape[-1]] = img
         boxes = self.boxes(sizes)
         rois = torch.cat([torch.arange(len(images)).unsqueeze(1).float(), boxes], dim=1).to(device)
-        out = roi_align(batch, rois, output_size=self.size, spatial_scale=1.0, sampling_ratio=-1, aligned=True)
+        out = roi_align(
+            batch, rois, output_size=self.size, spatial_scale=1.0, sampling_ratio=-1, aligned=True
+        )
         if self.flip:
             mirror = (torch.rand(len(images)) < 0.5).to(device).view(-1, 1, 1, 1)
             out = torch.where(mirror, out.flip(-1), out)
@@ -167,8 +169,16 @@ class GpuLoader:
     def __init__(self, dataset: ImageFileDataset, augment: BatchRandomResizedCrop, *, batch_size: int,
                  shuffle: bool, workers: int = 0, seed: int = 0, drop_last: bool = False, device="cuda"):
         self.dataset, self.augment, self.device = dataset, augment, torch.device(device)
-        self.loader = make_loader(EncodedFiles(dataset), batch_size=batch_size, shuffle=shuffle, workers=workers,
-                                  seed=seed, drop_last=drop_last, device=device, collate_fn=collate_encoded)
+        self.loader = make_loader(
+            EncodedFiles(dataset),
+            batch_size=batch_size,
+            shuffle=shuffle,
+            workers=workers,
+            seed=seed,
+            drop_last=drop_last,
+            device=device,
+            collate_fn=collate_encoded,
+        )
 
     def __len__(self) -> int:
         return len(self.loader)

@@ -160,10 +160,16 @@ def read_image(image, mode: str = "RGB", label: str | None = None) -> Image.Imag
     if isinstance(image, Image.Image):
         return to_mode(image, mode)
     if isinstance(image, np.ndarray):
-        if image.dtype != np.uint8 or image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3, 4)):
+        if (
+            image.dtype != np.uint8
+            or image.ndim not in (2, 3)
+            or (image.ndim == 3 and image.shape[2] not in (1, 3, 4))
+        ):
             raise CnnlabError(f"{label or 'image'}: arrays must be uint8 HxW or HxWxC (C = 1, 3 or 4), got "
                               f"{image.dtype} {image.shape}")
-        return to_mode(Image.fromarray(image[..., 0] if image.ndim == 3 and image.shape[2] == 1 else image), mode)
+        return to_mode(
+            Image.fromarray(image[..., 0] if image.ndim == 3 and image.shape[2] == 1 else image), mode
+        )
     if not isinstance(image, str | os.PathLike):
         raise CnnlabError(f"{label or 'image'}: expected a file path, a PIL image or a uint8 array, got "
                           f"{type(image).__name__}")

@@ -54,7 +54,8 @@ class JpegInfo(NamedTuple):
 
 
 def _exif_orientation(data, start: int, end: int) -> int:
-    """Tag 0x0112 of IFD0 in an APP1 ``Exif`` segment spanning ``data[start:end]``; 1 if absent or malformed."""
+    """Tag 0x0112 of IFD0 in an APP1 ``Exif`` segment spanning ``data[start:end]``; 1 if absent or
+    malformed."""
     if data[start:start + 6] != b"Exif\x00\x00":
         return 1
     tiff = start + 6

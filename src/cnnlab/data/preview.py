@@ -44,8 +44,16 @@ def _show(x: torch.Tensor, mean, std) -> np.ndarray:
     return x[..., 0] if x.shape[-1] == 1 else x
 
 
-def preview_grid(splits, out: str | Path, preset: str | None = "alexnet", *, size: int = 224, columns: int = 5,
-                 seed: int = 0, **options) -> Path:
+def preview_grid(
+    splits,
+    out: str | Path,
+    preset: str | None = "alexnet",
+    *,
+    size: int = 224,
+    columns: int = 5,
+    seed: int = 0,
+    **options,
+) -> Path:
     """Draw the grid for ``splits.train`` and write it atomically to ``out`` (PNG)."""
     import matplotlib
 
@@ -61,7 +69,9 @@ def preview_grid(splits, out: str | Path, preset: str | None = "alexnet", *, siz
     finally:
         dataset.transform = saved_transform
     pca = splits.pca if aug.pca_std else None
-    fig, axes = plt.subplots(len(rows), columns + 1, figsize=(1.7 * (columns + 1), 1.7 * len(rows)), squeeze=False)
+    fig, axes = plt.subplots(
+        len(rows), columns + 1, figsize=(1.7 * (columns + 1), 1.7 * len(rows)), squeeze=False
+    )
     torch.manual_seed(seed)
     for r, ((label, row_aug), image) in enumerate(zip(rows, originals)):
         transform = train_transform(row_aug, size, splits.mean, splits.std, "bilinear", pca)

@@ -93,7 +93,9 @@ def stratified_split(targets: list[int], val_fraction: float, seed: int,
     and at least one stays in train). A class with a single item cannot be split: it stays wholly in
     train, and a notice names it."""
     if not 0.0 < val_fraction < 1.0:
-        raise CnnlabError(f"val split {val_fraction} is not a fraction; pass a number between 0 and 1, e.g. 0.2")
+        raise CnnlabError(
+            f"val split {val_fraction} is not a fraction; pass a number between 0 and 1, e.g. 0.2"
+        )
     rng = np.random.default_rng(seed)
     by_class: dict[int, list[int]] = {}
     for i, t in enumerate(targets):
@@ -109,5 +111,8 @@ def stratified_split(targets: list[int], val_fraction: float, seed: int,
         val += idx[:n_val]
         train += idx[n_val:]
     if lonely:
-        notice(f"class(es) {', '.join(lonely)} have a single image: kept in train only, not in the validation split")
+        notice(
+            f"class(es) {', '.join(lonely)} have a single image: kept in train only, not in the validation "
+            "split"
+        )
     return sorted(train), sorted(val)

@@ -41,7 +41,9 @@ def write_samples(root: str | os.PathLike, per_class: int = 30) -> dict[str, int
     root = check_output_dir(root, "samples folder")
     counts = {"photos": 0, "digits": 0, "digit": 0}
     for name in PHOTOS:
-        counts["photos"] += _save(Image.fromarray(load_sample_image(name)), root / "photos" / name, quality=95)
+        counts["photos"] += _save(
+            Image.fromarray(load_sample_image(name)), root / "photos" / name, quality=95
+        )
     x, y, classes = read_digits()
     taken = {c: 0 for c in range(len(classes))}
     for i, label in enumerate(y):
@@ -49,6 +51,8 @@ def write_samples(root: str | os.PathLike, per_class: int = 30) -> dict[str, int
             counts["digits"] += _save(Image.fromarray(x[i, 0].numpy(), "L"),
                                       root / "digits" / classes[label] / f"{i:04d}.png")
             taken[label] += 1
-    seven = next(i for i, label in enumerate(y) if classes[label] == "7" and i > 1000)  # not among the folder's
+    seven = next(
+        i for i, label in enumerate(y) if classes[label] == "7" and i > 1000
+    )  # not among the folder's
     counts["digit"] += _save(Image.fromarray(x[seven, 0].numpy(), "L"), root / "digit.png")
     return counts

@@ -66,7 +66,10 @@ class Splits:
     def pca(self) -> PCA | None:
         """The training set's RGB PCA (computed and cached on first use; None for 1-channel data)."""
         if self.stats is None or (self.stats.pca is None and self.stats.mean and len(self.stats.mean) == 3):
-            notice(f"computing the RGB PCA of the training set of {self.source} (save it with `cnnlab data stats`)")
+            notice(
+                f"computing the RGB PCA of the training set of {self.source} (save it with `cnnlab data "
+                "stats`)"
+            )
             self.stats = dataset_stats(self.train)
         return self.stats.pca
 
@@ -110,7 +113,9 @@ def _file_splits(source: str, root: Path, classes: list[str], train, val, in_cha
     if not train:
         raise CnnlabError(f"{source} has no readable training image; run `cnnlab data check {source}`")
     if not val:
-        raise CnnlabError(f"{source} gives an empty validation set; use a larger val split or add validation images")
+        raise CnnlabError(
+            f"{source} gives an empty validation set; use a larger val split or add validation images"
+        )
     check_balance(source, classes, train, val)
     stats_path = Path(stats_file) if stats_file else default_stats_path(str(root))
     stats = load_stats(stats_path) if stats_path.is_file() else None
@@ -135,12 +140,16 @@ def check_balance(source: str, classes: list[str], train, val) -> None:
             counts[label][part] += 1
     empty = [c for c, (tr, _) in zip(classes, counts) if tr == 0]
     if empty:
-        raise CnnlabError(f"class(es) {', '.join(empty[:5])} of {source} have no training image in this split; add "
-                          "images, or delete the saved split file (or pass another --split-file) to split again")
+        raise CnnlabError(
+            f"class(es) {', '.join(empty[:5])} of {source} have no training image in this split; add "
+            "images, or delete the saved split file (or pass another --split-file) to split again"
+        )
     unseen = [c for c, (_, va) in zip(classes, counts) if va == 0]
     if unseen:
-        notice(f"class(es) {', '.join(unseen[:5])} of {source} have no validation image (a class with a single "
-               "image stays in training); their validation accuracy cannot be measured")
+        notice(
+            f"class(es) {', '.join(unseen[:5])} of {source} have no validation image (a class with a single "
+            "image stays in training); their validation accuracy cannot be measured"
+        )
 
 
 def _open_folder(root: Path, in_chans: int, val_split, seed: int, split_file, stats_file) -> Splits:
@@ -150,14 +159,18 @@ def _open_folder(root: Path, in_chans: int, val_split, seed: int, split_file, st
     train = screen(train, report)
     if val_dir is not None:
         if val_split is not None:
-            raise CnnlabError(f"{root} already has {val_dir.name}/; drop the val split or point to {train_dir}")
+            raise CnnlabError(
+                f"{root} already has {val_dir.name}/; drop the val split or point to {train_dir}"
+            )
         _, val = list_class_folder(val_dir, classes)
         classes, both = drop_empty_classes(classes, train + screen(val, report))
         train, val = both[:len(train)], both[len(train):]
     else:
         if val_split is None:
-            raise CnnlabError(f"{root} has no train/ and val/ folders; pass a val split (e.g. --val-split 0.2) "
-                              "to split it, stratified and seeded")
+            raise CnnlabError(
+                f"{root} has no train/ and val/ folders; pass a val split (e.g. --val-split 0.2) "
+                "to split it, stratified and seeded"
+            )
         classes, train = drop_empty_classes(classes, train)
         train, val = split_samples(train, classes, root, val_split, seed, split_file)
     return _file_splits(str(root), root, classes, train, val, in_chans, report, stats_file)
@@ -169,9 +182,13 @@ def _open_csv(path: Path, in_chans: int, val_split, seed: int, split_file, stats
     if column is not None:
         keep = {p for p, _ in screen(samples, report)}
         train = [s for s, c in zip(samples, column) if c == "train" and s[0] in keep]
-        val = [s for s, c in zip(samples, column) if c in ("val", "valid", "validation", "test") and s[0] in keep]
+        val = [
+            s for s, c in zip(samples, column) if c in ("val", "valid", "validation", "test") and s[0] in keep
+        ]
     elif val_split is None:
-        raise CnnlabError(f"{path} has no split column; pass a val split (e.g. --val-split 0.2) or add ',train|val'")
+        raise CnnlabError(
+            f"{path} has no split column; pass a val split (e.g. --val-split 0.2) or add ',train|val'"
+        )
     else:
         classes, samples = drop_empty_classes(classes, screen(samples, report))
         train, val = split_samples(samples, classes, path.parent, val_split, seed, split_file)

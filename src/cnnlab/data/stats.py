@@ -63,7 +63,9 @@ class _Moments:
 
     def result(self, images: int) -> DataStats:
         if self.n < 2:
-            raise CnnlabError("no readable pixels to compute statistics from; check the data with `cnnlab data check`")
+            raise CnnlabError(
+                "no readable pixels to compute statistics from; check the data with `cnnlab data check`"
+            )
         mean = self.s / self.n
         cov = (self.ss - self.n * np.outer(mean, mean)) / (self.n - 1)
         std = np.sqrt(np.clip(np.diag(cov), 0, None))
@@ -114,7 +116,9 @@ def dataset_stats(dataset, max_images: int = 5000, max_side: int = 128, seed: in
         moments.add(arr)
         used += 1
     if moments is None:
-        raise CnnlabError("no readable image to compute statistics from; check the data with `cnnlab data check`")
+        raise CnnlabError(
+            "no readable image to compute statistics from; check the data with `cnnlab data check`"
+        )
     return moments.result(used)
 
 
@@ -126,4 +130,6 @@ def load_stats(path: str | Path) -> DataStats:
     try:
         return DataStats.from_dict(json.loads(Path(path).read_text()))
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise CnnlabError(f"statistics file {path} is unreadable ({exc}); recompute it with `cnnlab data stats`") from None
+        raise CnnlabError(
+            f"statistics file {path} is unreadable ({exc}); recompute it with `cnnlab data stats`"
+        ) from None

@@ -44,7 +44,9 @@ def eval_transform(cfg) -> Compose:
     -> float tensor (C, size, size)."""
     size = int(cfg.input_size[-1])
     if cfg.interpolation not in INTERPOLATION:
-        raise CnnlabError(f"unknown interpolation '{cfg.interpolation}'; use one of {', '.join(INTERPOLATION)}")
+        raise CnnlabError(
+            f"unknown interpolation '{cfg.interpolation}'; use one of {', '.join(INTERPOLATION)}"
+        )
     if not 0 < cfg.crop_pct <= 1:
         raise CnnlabError(f"crop_pct must be in (0, 1], got {cfg.crop_pct!r}")
     resize = math.floor(size / cfg.crop_pct) if cfg.crop_pct < 1 else size
@@ -113,12 +115,17 @@ def _base_ops(aug: Augment, size: int, interp) -> list:
         side = round(size * 256 / 224)
         return [Resize(side, interpolation=interp, antialias=True), T.CenterCrop(side), T.RandomCrop(size)]
     if aug.base == "rrc":
-        return [RandomResizedCrop(size, scale=aug.scale, ratio=aug.ratio, interpolation=interp, antialias=True)]
+        return [
+            RandomResizedCrop(size, scale=aug.scale, ratio=aug.ratio, interpolation=interp, antialias=True)
+        ]
     if aug.base == "scale_jitter":
         sides = list(range(round(size * aug.jitter[0]), round(size * aug.jitter[1]) + 1))
         return [RandomShortestSize(sides, interpolation=interp, antialias=True), T.RandomCrop(size)]
     if aug.base == "pad_crop":
-        return [Resize((size, size), interpolation=interp, antialias=True), T.RandomCrop(size, padding=aug.padding)]
+        return [
+            Resize((size, size), interpolation=interp, antialias=True),
+            T.RandomCrop(size, padding=aug.padding),
+        ]
     raise CnnlabError(f"unknown crop base '{aug.base}'; use one of resize, crop, rrc, scale_jitter, pad_crop")
 
 
@@ -139,7 +146,9 @@ def _photometric(aug: Augment, pca) -> list:
         if pca is None:
             raise CnnlabError("PCA colour augmentation needs the training set's PCA: pass pca=splits.pca "
                               "(or compute it with `cnnlab data stats`)")
-        eigval, eigvec = (pca.eigval, pca.eigvec) if hasattr(pca, "eigval") else (pca["eigval"], pca["eigvec"])
+        eigval, eigvec = (
+            (pca.eigval, pca.eigvec) if hasattr(pca, "eigval") else (pca["eigval"], pca["eigvec"])
+        )
         ops.append(PCALighting(eigval, eigvec, aug.pca_std))
     return ops
 
@@ -148,8 +157,14 @@ def train_transform(aug: Augment, size: int, mean, std, interpolation: str = "bi
     interp = INTERPOLATION[interpolation]
     ops = _base_ops(aug, size, interp)
     if aug.rotate or aug.shear or aug.translate:
-        ops.append(T.RandomAffine(aug.rotate, translate=(aug.translate, aug.translate) if aug.translate else None,
-                                  shear=aug.shear or None, interpolation=interp))
+        ops.append(
+            T.RandomAffine(
+                aug.rotate,
+                translate=(aug.translate, aug.translate) if aug.translate else None,
+                shear=aug.shear or None,
+                interpolation=interp,
+            )
+        )
     if aug.elastic:
         ops.append(T.ElasticTransform(alpha=aug.elastic, sigma=5.0, interpolation=interp))
     if aug.flip:
@@ -187,9 +202,17 @@ def resolve_augment(preset: str | None, **options) -> Augment:
 
 
 # field -> (low, high) of the values that make sense (inclusive); see Augment for the units.
-AUGMENT_RANGES = {"rotate": (0.0, 180.0), "shear": (0.0, 89.0), "translate": (0.0, 1.0), "elastic": (0.0, 1000.0),
-                  "grid": (0.0, 0.9), "color_shift": (0.0, 1.0), "pca_std": (0.0, 10.0), "color_jitter": (0.0, 1.0),
-                  "padding": (0, 1024)}
+AUGMENT_RANGES = {
+    "rotate": (0.0, 180.0),
+    "shear": (0.0, 89.0),
+    "translate": (0.0, 1.0),
+    "elastic": (0.0, 1000.0),
+    "grid": (0.0, 0.9),
+    "color_shift": (0.0, 1.0),
+    "pca_std": (0.0, 10.0),
+    "color_jitter": (0.0, 1.0),
+    "padding": (0, 1024),
+}
 
 
 def check_augment(aug: Augment) -> None:
@@ -202,12 +225,25 @@ def check_augment(aug: Augment) -> None:
     pairs = {"scale": (1e-6, 1.0), "ratio": (1e-3, 1e3), "jitter": (1.0, 16.0)}
     for key, (low, high) in pairs.items():
         value = getattr(aug, key)
-        if not (len(value) == 2 and all(math.isfinite(v) and low <= v <= high for v in value) and value[0] <= value[1]):
+        if not (
+            len(value) == 2
+            and all(math.isfinite(v) and low <= v <= high for v in value)
+            and value[0] <= value[1]
+        ):
             raise CnnlabError(f"--aug {key}={','.join(map(str, value))} must be two numbers LOW,HIGH with "
                               f"{low:g} <= LOW <= HIGH <= {high:g}")
 
 
-BOOL_WORDS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+BOOL_WORDS = {
+    "1": True,
+    "true": True,
+    "yes": True,
+    "on": True,
+    "0": False,
+    "false": False,
+    "no": False,
+    "off": False,
+}
 
 
 def parse_aug_options(items: list[str] | None) -> dict:
@@ -257,7 +293,7 @@ def build_transform(preset: str | None, *, train: bool, input_size: int | Sequen
 
 
 @dataclass(frozen=True)
-class _EvalConfig:  # the fields of cnnlab.models.DataConfig that eval_transform reads (data never imports models)
+class _EvalConfig:  # the DataConfig fields eval_transform reads (the data layer never imports models)
     input_size: tuple[int, int, int]
     mean: tuple[float, ...]
     std: tuple[float, ...]

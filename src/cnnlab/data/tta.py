@@ -123,7 +123,9 @@ def _dissect(transform) -> tuple[list, T.Resize, int, list]:
 def _resize_to(resize: T.Resize, side: int) -> T.Resize:
     if resize.size[0] == side:
         return resize
-    return type(resize)(side, interpolation=resize.interpolation, max_size=resize.max_size, antialias=resize.antialias)
+    return type(resize)(
+        side, interpolation=resize.interpolation, max_size=resize.max_size, antialias=resize.antialias
+    )
 
 
 class TestTimeViews:
@@ -139,7 +141,9 @@ class TestTimeViews:
         self.scales = tuple(int(q) for q in scales) if scales else default_scales(mode, self.size, self.side)
         small = [q for q in self.scales if q < self.size]
         if small:
-            raise CnnlabError(f"scale {small[0]} is smaller than the {self.size}-pixel crop; give scales >= {self.size}")
+            raise CnnlabError(
+                f"scale {small[0]} is smaller than the {self.size}-pixel crop; give scales >= {self.size}"
+            )
         self.resizes = [_resize_to(resize, q) for q in self.scales]
         self.views = VIEW_MAKERS[mode](self.size)
         self.num_views = VIEWS_PER_SCALE[mode] * len(self.scales)

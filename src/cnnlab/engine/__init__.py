@@ -8,6 +8,22 @@ from .loop import FitResult, Hooks, NonFiniteLoss, Trainer, fit, split_output
 from .optim import OPTIMIZERS, SCHEDULES, build_optimizer, build_schedule, l1_penalty, param_groups
 from .state import load_state, save_state
 
-__all__ = ["EvalResult", "FitConfig", "FitResult", "Hooks", "NonFiniteLoss", "OPTIMIZERS", "SCHEDULES",
-           "Trainer", "split_output", "build_optimizer", "build_schedule", "evaluate", "fit", "l1_penalty", "load_state",
-           "param_groups", "save_state"]
+__all__ = [
+    "EvalResult",
+    "FitConfig",
+    "FitResult",
+    "Hooks",
+    "NonFiniteLoss",
+    "OPTIMIZERS",
+    "SCHEDULES",
+    "Trainer",
+    "split_output",
+    "build_optimizer",
+    "build_schedule",
+    "evaluate",
+    "fit",
+    "l1_penalty",
+    "load_state",
+    "param_groups",
+    "save_state",
+]

@@ -38,7 +38,9 @@ def log_probs(score: torch.Tensor, combine: str) -> torch.Tensor:
     return torch.log_softmax(score, dim=-1) if combine == "mean_logit" else score
 
 
-def combine_members(scores: list[torch.Tensor], weights: list[float], combine: str = "mean_prob") -> torch.Tensor:
+def combine_members(
+    scores: list[torch.Tensor], weights: list[float], combine: str = "mean_prob"
+) -> torch.Tensor:
     """Log-probabilities ``(B, K)`` of the ensemble: ``log sum_m w_m p_m`` (``mean_prob``, the members'
     probabilities averaged) or ``log_softmax(sum_m w_m z_m)`` (``mean_logit``); weights sum to 1."""
     if combine == "mean_logit":
@@ -96,8 +98,19 @@ class Tally:
         probs = indices = targets = None
         if self.rows:
             probs, indices, targets = (torch.cat(part) for part in zip(*self.rows))
-        return Score(label, tta, views, 100.0 * self.c1 / n, 100.0 * self.c5 / n, self.loss / n, self.n, per_class,
-                     probs, indices, targets)
+        return Score(
+            label,
+            tta,
+            views,
+            100.0 * self.c1 / n,
+            100.0 * self.c5 / n,
+            self.loss / n,
+            self.n,
+            per_class,
+            probs,
+            indices,
+            targets,
+        )
 
 
 class Indexed(Dataset):

@@ -54,7 +54,9 @@ def evaluate(model: nn.Module, dataset, *, batch_size: int, num_classes: int, de
                              device=device.type)
         for b, batch in zip(batches.batch_ids(), loader):
             if batch is not None:  # None: every file of the batch was unreadable
-                rows[b], confusion_b = _eval_batch(model, batch, device, amp_dtype, channels_last, num_classes)
+                rows[b], confusion_b = _eval_batch(
+                    model, batch, device, amp_dtype, channels_last, num_classes
+                )
                 confusion += confusion_b
     model.train(was_training)
     rows = all_reduce_sum(rows.to(device), info).cpu()

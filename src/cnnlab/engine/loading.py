@@ -7,8 +7,10 @@
   and torch's CPU generators from those numbers, and puts torch's previous state back afterwards (the
   training step draws from torch's generator only; Python's and NumPy's are left seeded from the last
   batch, which is itself a function of the position, so runs stay reproducible). Saving and
-  restoring NumPy's state would cost ~0.1 ms a batch. Which worker process loads a batch, and whether the run was resumed in the middle of the
-  epoch (a resume skips whole batches, so the batches stay the same), then no longer matter. The sampler passes the epoch inside the index
+  restoring NumPy's state would cost ~0.1 ms a batch. Which worker process loads a batch, and whether the run
+  was resumed in the middle of the
+  epoch (a resume skips whole batches, so the batches stay the same), then no longer matter. The sampler
+  passes the epoch inside the index
   (``epoch * len(dataset) + index``), so worker processes need no shared state.
 * Creating a loader iterator draws a base seed from torch's global generator; :func:`iterate` hides
   that draw so it does not shift the training process's random stream.

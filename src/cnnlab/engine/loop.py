@@ -115,7 +115,9 @@ class Trainer:
 
     def _build_optimization(self, groups) -> None:
         c = self.config
-        groups = groups if groups is not None else param_groups(self.model, c.weight_decay, c.wd_exclude_norm_bias)
+        groups = (
+            groups if groups is not None else param_groups(self.model, c.weight_decay, c.wd_exclude_norm_bias)
+        )
         self.optimizer = build_optimizer(groups, c.optimizer, c.lr, c.weight_decay, c.momentum)
         total = c.epochs * self.steps_per_epoch
         warmup = round(c.warmup * self.steps_per_epoch)
@@ -140,12 +142,20 @@ class Trainer:
     def state_dict(self) -> dict:
         """Everything to continue exactly (a collective in DDP: the RNG states of every rank)."""
         return {
-            "model": self.model.state_dict(), "ema": self.ema.state_dict() if self.ema else {},
-            "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-            "scaler": self.scaler.state_dict(), "rng": D.gather_objects(rng_state(), self.info),
-            "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, "step": self.step,
-            "world_size": self.info.world_size, "epoch_sums": D.gather_objects(self.epoch_sums.state(), self.info),
-            "epoch_seconds": self.epoch_seconds, "history": self.history, "best": self.best,
+            "model": self.model.state_dict(),
+            "ema": self.ema.state_dict() if self.ema else {},
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "rng": D.gather_objects(rng_state(), self.info),
+            "epoch": self.epoch,
+            "batch_in_epoch": self.batch_in_epoch,
+            "step": self.step,
+            "world_size": self.info.world_size,
+            "epoch_sums": D.gather_objects(self.epoch_sums.state(), self.info),
+            "epoch_seconds": self.epoch_seconds,
+            "history": self.history,
+            "best": self.best,
             "bad_epochs": self.bad_epochs,
         }
 
@@ -237,8 +247,15 @@ class Trainer:
         if self._loader is None:
             c = self.config
             keys = EpochIndices(self.sampler, len(self.train_data))
-            self._loader = make_loader(self.train_data, batch_size=c.batch_size, sampler=keys, workers=c.workers,
-                                       seed=c.seed, drop_last=self.drop_last, device=self.device.type)
+            self._loader = make_loader(
+                self.train_data,
+                batch_size=c.batch_size,
+                sampler=keys,
+                workers=c.workers,
+                seed=c.seed,
+                drop_last=self.drop_last,
+                device=self.device.type,
+            )
         return self._loader
 
     def _micro_step(self, x, y, sync: bool) -> float:

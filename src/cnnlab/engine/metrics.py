@@ -23,7 +23,12 @@ class RunningStats:
     __slots__ = ("loss", "correct1", "correct5", "count")
 
     def __init__(self, loss: float = 0.0, correct1: int = 0, correct5: int = 0, count: int = 0) -> None:
-        self.loss, self.correct1, self.correct5, self.count = float(loss), int(correct1), int(correct5), int(count)
+        self.loss, self.correct1, self.correct5, self.count = (
+            float(loss),
+            int(correct1),
+            int(correct5),
+            int(count),
+        )
 
     def add(self, loss_sum: float, correct1: int, correct5: int, count: int) -> None:
         self.loss += float(loss_sum)

@@ -34,11 +34,30 @@ from ..weights import save_weights
 from .loop import Hooks, Trainer
 from .state import STATE_FILE, save_state
 
-COLUMNS = ("epoch", "step", "train_loss", "train_top1", "train_top5", "val_loss", "val_top1", "val_top5", "lr",
-           "seconds", "images_per_s")
-TABLE = (("epoch", "{:>5}", "{:>5d}"), ("train_loss", "{:>10}", "{:>10.4f}"), ("train_top1", "{:>10}", "{:>10.2f}"),
-         ("val_loss", "{:>8}", "{:>8.4f}"), ("val_top1", "{:>8}", "{:>8.2f}"), ("val_top5", "{:>8}", "{:>8.2f}"),
-         ("lr", "{:>9}", "{:>9.2e}"), ("seconds", "{:>7}", "{:>7.1f}"), ("images_per_s", "{:>8}", "{:>8.0f}"))
+COLUMNS = (
+    "epoch",
+    "step",
+    "train_loss",
+    "train_top1",
+    "train_top5",
+    "val_loss",
+    "val_top1",
+    "val_top5",
+    "lr",
+    "seconds",
+    "images_per_s",
+)
+TABLE = (
+    ("epoch", "{:>5}", "{:>5d}"),
+    ("train_loss", "{:>10}", "{:>10.4f}"),
+    ("train_top1", "{:>10}", "{:>10.2f}"),
+    ("val_loss", "{:>8}", "{:>8.4f}"),
+    ("val_top1", "{:>8}", "{:>8.2f}"),
+    ("val_top5", "{:>8}", "{:>8.2f}"),
+    ("lr", "{:>9}", "{:>9.2e}"),
+    ("seconds", "{:>7}", "{:>7.1f}"),
+    ("images_per_s", "{:>8}", "{:>8.0f}"),
+)
 HEADER_NAMES = {"images_per_s": "img/s", "seconds": "sec"}
 SKIPPED_LOG = "skipped_files.tsv"
 
@@ -68,7 +87,9 @@ class RunFolder(Hooks):
 
     def weights_model(self, trainer: Trainer):
         """What the weights files hold: the EMA weights with ``--ema``, else the (whole) model."""
-        return trainer.ema.module if trainer.ema else (self.model if self.model is not None else trainer.model)
+        return (
+            trainer.ema.module if trainer.ema else (self.model if self.model is not None else trainer.model)
+        )
 
     def checkpoint(self, trainer: Trainer, state: dict, reason: str) -> None:
         save_weights(self.weights_model(trainer), self.file("last.safetensors"),
@@ -151,8 +172,10 @@ def check_run_name(name: str | None) -> None:
         return
     if not name or name in (".", "..") or name.startswith(".") or Path(name).name != name or "\\" in name \
             or "\0" in name:
-        raise CnnlabError(f"--name {name!r} must be a plain folder name (no '/', not '.' or '..', not starting "
-                          "with '.'); --out says where run folders go")
+        raise CnnlabError(
+            f"--name {name!r} must be a plain folder name (no '/', not '.' or '..', not starting "
+            "with '.'); --out says where run folders go"
+        )
 
 
 def default_run_name(config) -> str:
@@ -195,8 +218,10 @@ def _claim_named(path: Path, overwrite: bool) -> Path:
     try:
         path.mkdir()
     except FileExistsError:
-        raise CnnlabError(f"run folder {path} already exists; pass --overwrite to replace it, --resume {path} "
-                          "to continue it, or another --name") from None
+        raise CnnlabError(
+            f"run folder {path} already exists; pass --overwrite to replace it, --resume {path} "
+            "to continue it, or another --name"
+        ) from None
     except OSError as exc:
         raise CnnlabError(f"cannot create run folder {path}: {exc.strerror or exc}") from None
     return path

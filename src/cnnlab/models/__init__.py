@@ -18,4 +18,20 @@ from . import (
     zfnet,
 )
 
-__all__ = ["lenet", "alexnet", "zfnet", "vgg", "nin", "googlenet", "resnet", "resnet_cifar", "preact_resnet", "densenet", "xception", "mobilenet", "efficientnet", "vit", "swin", ]
+__all__ = [
+    "lenet",
+    "alexnet",
+    "zfnet",
+    "vgg",
+    "nin",
+    "googlenet",
+    "resnet",
+    "resnet_cifar",
+    "preact_resnet",
+    "densenet",
+    "xception",
+    "mobilenet",
+    "efficientnet",
+    "vit",
+    "swin",
+]

@@ -121,7 +121,9 @@ class ClassifierModel(nn.Module):
         return [(s, self.get_submodule(s.name)) for s in self.stages]
 
 
-def fc_head(in_features: int, hidden: int, num_classes: int, drop_rate: float, dropout_first: bool) -> nn.Sequential:
+def fc_head(
+    in_features: int, hidden: int, num_classes: int, drop_rate: float, dropout_first: bool
+) -> nn.Sequential:
     """Three FC layers as indices 0-6 (logits at ``6``), dropout before (torchvision AlexNet) or
     after (the papers, torchvision VGG) each hidden ReLU."""
     last = nn.Linear(hidden, num_classes) if num_classes > 0 else nn.Identity()
@@ -135,7 +137,8 @@ def fc_head(in_features: int, hidden: int, num_classes: int, drop_rate: float, d
 class ConvFCNet(ClassifierModel):
     """``features`` (a conv stack) -> ``avgpool`` (adaptive) -> ``classifier`` (three FC layers).
 
-    The skeleton of AlexNet, ZFNet and VGG; the module names are torchvision's. ``forward_head(pre_logits=True)`` returns the
+    The skeleton of AlexNet, ZFNet and VGG; the module names are torchvision's.
+    ``forward_head(pre_logits=True)`` returns the
     output of the second hidden FC layer (``num_features`` = 4096).
     """
 

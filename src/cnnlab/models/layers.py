@@ -254,7 +254,9 @@ def init_weights(model: nn.Module, conv: str | None = None, linear: str | None =
     layer = 0
     for m in model.modules():
         if isinstance(m, nn.Conv2d | nn.Linear):
-            rule, zero_bias = (conv, zero_conv_bias) if isinstance(m, nn.Conv2d) else (linear, zero_linear_bias)
+            rule, zero_bias = (
+                (conv, zero_conv_bias) if isinstance(m, nn.Conv2d) else (linear, zero_linear_bias)
+            )
             if rule is not None:
                 WEIGHT_INITS[rule](m.weight)
             if m.bias is not None and (zero_bias or layer in bias_one):

@@ -118,7 +118,9 @@ class LeNet5(ClassifierModel):
         self.s4 = nn.Sequential(Subsample(16), act())  # 10 -> 5
         self.c5 = nn.Sequential(nn.Conv2d(16, 120, 5), act())  # 5 -> 1
         self.f6 = nn.Sequential(nn.Linear(120, 84), act())
-        self.rbf = RBFOutput(84, num_classes, temperature=rbf_temperature) if num_classes > 0 else nn.Identity()
+        self.rbf = (
+            RBFOutput(84, num_classes, temperature=rbf_temperature) if num_classes > 0 else nn.Identity()
+        )
         self.stages = (Stage("c1", 6, 1), Stage("s2", 6, 2), Stage("c3", 16, 2), Stage("s4", 16, 4),
                        Stage("c5", 120, 4))
         self.default_cfg = LENET_CFG.with_channels(in_chans)

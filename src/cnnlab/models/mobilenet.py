@@ -41,7 +41,9 @@ ACTIVATIONS = {"relu6": nn.ReLU6, "relu": nn.ReLU}
 
 def check_width_mult(width_mult) -> float:
     """A width multiplier must be a finite number in (0, 4]; the papers use 0.25 ... 1.4."""
-    ok = isinstance(width_mult, int | float) and not isinstance(width_mult, bool) and math.isfinite(width_mult)
+    ok = (
+        isinstance(width_mult, int | float) and not isinstance(width_mult, bool) and math.isfinite(width_mult)
+    )
     if not ok or not 0 < width_mult <= 4:
         raise CnnlabError(f"width_mult must be a number in (0, 4] (the paper uses 0.25, 0.5, 0.75, 1.0), "
                           f"got {width_mult!r}")

@@ -38,12 +38,20 @@ VARIANTS: dict[str, PreActConfig] = {
     "preact_resnet164": PreActConfig((18, 18, 18), (16, 32, 64), "cifar"),
 }
 STEMS = {  # name -> (builder, output channels, reduction)
-    "imagenet": (lambda c: nn.Sequential(nn.Conv2d(c, 64, 7, 2, 3, bias=False), nn.MaxPool2d(3, 2, 1)), 64, 4),
+    "imagenet": (
+        lambda c: nn.Sequential(nn.Conv2d(c, 64, 7, 2, 3, bias=False), nn.MaxPool2d(3, 2, 1)),
+        64,
+        4,
+    ),
     "cifar": (lambda c: nn.Sequential(nn.Conv2d(c, 16, 3, 1, 1, bias=False)), 16, 1),
 }
 # timm ``resnetv2_50`` -> our names.
-RESNETV2_RENAMES = ((r"^stem\.conv\.", "stem.0."), (r"^stages\.(\d+)\.blocks\.", lambda m: f"layer{int(m[1]) + 1}."),
-                    (r"\.downsample\.conv\.", ".downsample."), (r"^head\.fc\.", "fc."))
+RESNETV2_RENAMES = (
+    (r"^stem\.conv\.", "stem.0."),
+    (r"^stages\.(\d+)\.blocks\.", lambda m: f"layer{int(m[1]) + 1}."),
+    (r"\.downsample\.conv\.", ".downsample."),
+    (r"^head\.fc\.", "fc."),
+)
 
 
 class PreActBottleneck(PreActResidual):
@@ -70,11 +78,14 @@ class PreActBottleneck(PreActResidual):
 
 
 class PreActResNet(ClassifierModel):
-    """Stem, stages of pre-activation bottlenecks (stride 2 on the 3x3 from stage 2), final BN-ReLU, GAP, fc."""
+    """Stem, stages of pre-activation bottlenecks (stride 2 on the 3x3 from stage 2), final BN-ReLU, GAP,
+    fc."""
 
     classifier_path = "fc"
 
-    def __init__(self, cfg: PreActConfig, num_classes: int = 1000, in_chans: int = 3, data: DataConfig | None = None):
+    def __init__(
+        self, cfg: PreActConfig, num_classes: int = 1000, in_chans: int = 3, data: DataConfig | None = None
+    ):
         super().__init__()
         make_stem, in_ch, reduction = STEMS[cfg.stem]
         self.num_classes = num_classes
@@ -94,7 +105,9 @@ class PreActResNet(ClassifierModel):
         self.fc = nn.Linear(in_ch, num_classes) if num_classes > 0 else nn.Identity()
         self.stages = tuple(stages)
         self.default_cfg = (data or DataConfig()).with_channels(in_chans)
-        init_weights(self, conv="kaiming_fan_out", zero_conv_bias=False, zero_linear_bias=False)  # torchvision's
+        init_weights(
+            self, conv="kaiming_fan_out", zero_conv_bias=False, zero_linear_bias=False
+        )  # torchvision's
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.stem(x)

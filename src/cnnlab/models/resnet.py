@@ -80,7 +80,9 @@ def make_attn(cfg: ResNetConfig, channels: int) -> nn.Module | None:
     if cfg.attn_layer is None:
         return None
     if cfg.attn_layer not in ATTN_LAYERS:
-        raise CnnlabError(f"unknown attn_layer {cfg.attn_layer!r}; choose one of {sorted(ATTN_LAYERS)} or None")
+        raise CnnlabError(
+            f"unknown attn_layer {cfg.attn_layer!r}; choose one of {sorted(ATTN_LAYERS)} or None"
+        )
     return ATTN_LAYERS[cfg.attn_layer](channels, cfg.se_reduction)
 
 
@@ -141,7 +143,11 @@ class Bottleneck(ResidualBlock):
 BLOCKS = {"basic": BasicBlock, "bottleneck": Bottleneck}
 
 # timm's legacy SENet (``legacy_seresnet50``) -> our names.
-LEGACY_SENET_RENAMES = ((r"^layer0\.(conv1|bn1)\.", r"\1."), (r"\.se_module\.", ".se."), (r"^last_linear\.", "fc."))
+LEGACY_SENET_RENAMES = (
+    (r"^layer0\.(conv1|bn1)\.", r"\1."),
+    (r"\.se_module\.", ".se."),
+    (r"^last_linear\.", "fc."),
+)
 
 
 def check_cfg(cfg: ResNetConfig) -> ResNetConfig:
@@ -174,8 +180,10 @@ class ResNet(ClassifierModel):
         in_ch, stages = 64, []
         for i, (planes, depth) in enumerate(zip(STAGE_PLANES, cfg.depths)):
             stride = 1 if i == 0 else 2
-            blocks = [block(in_ch if j == 0 else planes * block.expansion, planes, stride if j == 0 else 1, cfg)
-                      for j in range(depth)]
+            blocks = [
+                block(in_ch if j == 0 else planes * block.expansion, planes, stride if j == 0 else 1, cfg)
+                for j in range(depth)
+            ]
             self.add_module(f"layer{i + 1}", nn.Sequential(*blocks))
             in_ch = planes * block.expansion
             stages.append(Stage(f"layer{i + 1}", in_ch, 4 * 2**i))
@@ -184,7 +192,9 @@ class ResNet(ClassifierModel):
         self.fc = nn.Linear(in_ch, num_classes) if num_classes > 0 else nn.Identity()
         self.stages = tuple(stages)
         self.default_cfg = DataConfig().with_channels(in_chans)
-        init_weights(self, conv="kaiming_fan_out", zero_conv_bias=False, zero_linear_bias=False)  # torchvision's
+        init_weights(
+            self, conv="kaiming_fan_out", zero_conv_bias=False, zero_linear_bias=False
+        )  # torchvision's
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
@@ -193,8 +203,10 @@ class ResNet(ClassifierModel):
     def convert_state_dict(self, sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """torchvision and timm ``resnet*``/``seres*`` keys are ours; timm legacy SENet keys are renamed."""
         if "layer0.conv1.weight" in sd and not self.cfg.stride_on_1x1:
-            notice(f"{self.model_name or 'model'}: a timm legacy SENet checkpoint holds v1 weights (stride on "
-                   "the 1x1); this model is v1.5, so outputs will differ - use the *_v1 variant")
+            notice(
+                f"{self.model_name or 'model'}: a timm legacy SENet checkpoint holds v1 weights (stride on "
+                "the 1x1); this model is v1.5, so outputs will differ - use the *_v1 variant"
+            )
         return rename_keys(sd, LEGACY_SENET_RENAMES)
 
 

@@ -60,7 +60,9 @@ class CifarBasicBlock(ResidualBlock):
 def blocks_per_stage(depth: int, per_block: int, extra: int, what: str) -> int:
     n, rest = divmod(depth - extra, per_block * 3)
     if rest or n < 1:
-        raise CnnlabError(f"{what} depth {depth} is not {per_block * 3}n + {extra}; pick e.g. {per_block * 3 + extra}")
+        raise CnnlabError(
+            f"{what} depth {depth} is not {per_block * 3}n + {extra}; pick e.g. {per_block * 3 + extra}"
+        )
     return n
 
 
@@ -79,7 +81,10 @@ class CifarResNet(ClassifierModel):
         in_ch, stages = 16, []
         for i, planes in enumerate(CIFAR_WIDTHS):
             stride = 1 if i == 0 else 2
-            blocks = [CifarBasicBlock(in_ch if j == 0 else planes, planes, stride if j == 0 else 1) for j in range(n)]
+            blocks = [
+                CifarBasicBlock(in_ch if j == 0 else planes, planes, stride if j == 0 else 1)
+                for j in range(n)
+            ]
             self.add_module(f"layer{i + 1}", nn.Sequential(*blocks))  # 32x32, 16x16, 8x8
             in_ch = planes
             stages.append(Stage(f"layer{i + 1}", planes, 2**i))
@@ -87,7 +92,9 @@ class CifarResNet(ClassifierModel):
         self.fc = nn.Linear(in_ch, num_classes) if num_classes > 0 else nn.Identity()
         self.stages = tuple(stages)
         self.default_cfg = CIFAR_CFG.with_channels(in_chans)
-        init_weights(self, conv="kaiming_fan_out", zero_conv_bias=False, zero_linear_bias=False)  # torchvision's
+        init_weights(
+            self, conv="kaiming_fan_out", zero_conv_bias=False, zero_linear_bias=False
+        )  # torchvision's
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.relu(self.bn1(self.conv1(x)))
@@ -139,7 +146,9 @@ class WideResNetCifar(ClassifierModel):
         self.fc = nn.Linear(in_ch, num_classes) if num_classes > 0 else nn.Identity()
         self.stages = tuple(stages)
         self.default_cfg = CIFAR_CFG.with_channels(in_chans)
-        init_weights(self, conv="kaiming_fan_out", zero_conv_bias=False, zero_linear_bias=False)  # torchvision's
+        init_weights(
+            self, conv="kaiming_fan_out", zero_conv_bias=False, zero_linear_bias=False
+        )  # torchvision's
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.layer3(self.layer2(self.layer1(self.conv1(x))))

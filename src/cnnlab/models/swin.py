@@ -218,7 +218,9 @@ class SwinTransformer(ClassifierModel):
         self.num_classes, self.num_features = num_classes, dims[-1]
         self.norm = nn.LayerNorm(dims[-1])
         self.head = nn.Linear(dims[-1], num_classes) if num_classes else nn.Identity()
-        init_weights(self, linear="trunc_normal_0.02", zero_conv_bias=False)  # torchvision's: linear layers only
+        init_weights(
+            self, linear="trunc_normal_0.02", zero_conv_bias=False
+        )  # torchvision's: linear layers only
         self.stages = tuple(stages)
         self.default_cfg = DataConfig(interpolation="bicubic", crop_pct=cfg.crop_pct).with_channels(in_chans)
 
@@ -237,8 +239,10 @@ class SwinTransformer(ClassifierModel):
                 continue
             if k.endswith("relative_position_bias_table") and v.shape[0] != (2 * WINDOW - 1) ** 2:
                 side = (round(v.shape[0] ** 0.5) + 1) // 2
-                raise CheckpointError(f"{k} is for {side}x{side} windows; {self.model_name or 'this Swin'} has "
-                                      f"{WINDOW}x{WINDOW} windows: use a timm *_window{WINDOW}_224 checkpoint")
+                raise CheckpointError(
+                    f"{k} is for {side}x{side} windows; {self.model_name or 'this Swin'} has "
+                    f"{WINDOW}x{WINDOW} windows: use a timm *_window{WINDOW}_224 checkpoint"
+                )
             out[_timm_swin_key(k, merge_at_end)] = v
         out.update({k: v for k, v in self.state_dict().items() if k.endswith("relative_position_index")})
         return out
@@ -275,7 +279,8 @@ def swin_t(**kwargs) -> SwinTransformer:
     return _swin("swin_t", **kwargs)
 
 
-@register_model(family="swin", paper=PAPER, loads=("torchvision:swin_s", "timm:swin_small_patch4_window7_224"))
+@register_model(family="swin", paper=PAPER,
+                loads=("torchvision:swin_s", "timm:swin_small_patch4_window7_224"))
 def swin_s(**kwargs) -> SwinTransformer:
     """Swin-S: C = 96, depths (2, 2, 18, 2), heads (3, 6, 12, 24), window 7."""
     return _swin("swin_s", **kwargs)

@@ -174,21 +174,27 @@ class VisionTransformer(ClassifierModel):
         self.class_token = nn.Parameter(torch.zeros(1, 1, cfg.dim))
         self.grid = image_size // cfg.patch
         self.encoder = Encoder(cfg, self.grid**2 + 1, block_drop_rate, attention_dropout, drop_path_rate)
-        self.heads = nn.Sequential(OrderedDict(head=nn.Linear(cfg.dim, num_classes) if num_classes else nn.Identity()))
+        self.heads = nn.Sequential(
+            OrderedDict(head=nn.Linear(cfg.dim, num_classes) if num_classes else nn.Identity())
+        )
         # torchvision's: patch projection truncated-normal with std 1/sqrt(fan_in), zero head
         init_weights(self, conv="lecun_trunc_normal", zero_linear_bias=False, zero_head=True)
         per = cfg.depth // NUM_STAGES
         self.stages = tuple(Stage(f"encoder.layers.encoder_layer_{per * (i + 1) - 1}", cfg.dim, cfg.patch)
                             for i in range(NUM_STAGES))
-        self.default_cfg = DataConfig((in_chans, image_size, image_size), crop_pct=crop_pct).with_channels(in_chans)
+        self.default_cfg = DataConfig((in_chans, image_size, image_size), crop_pct=crop_pct).with_channels(
+            in_chans
+        )
 
     def patchify(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
         """(B, C, H, W) -> tokens (B, H/P * W/P, D) and the patch grid (H/P, W/P)."""
         h, w = x.shape[-2:]
         p = self.patch_size
         if h % p or w % p:
-            raise CnnlabError(f"input size {h}x{w} is not divisible by the patch size {p} of "
-                              f"{self.model_name or 'this ViT'}; resize to a multiple of {p} (e.g. {self.image_size})")
+            raise CnnlabError(
+                f"input size {h}x{w} is not divisible by the patch size {p} of "
+                f"{self.model_name or 'this ViT'}; resize to a multiple of {p} (e.g. {self.image_size})"
+            )
         x = self.conv_proj(x)  # (B, D, H/P, W/P)
         return x.flatten(2).transpose(1, 2), (h // p, w // p)
 
@@ -202,7 +208,8 @@ class VisionTransformer(ClassifierModel):
         return x if pre_logits else self.heads.head(x)
 
     def convert_state_dict(self, sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Rename timm keys to ours; resize position embeddings made for another image size to this model's."""
+        """Rename timm keys to ours; resize position embeddings made for another image size to this
+        model's."""
         if "cls_token" in sd or "pos_embed" in sd:
             sd = {_rename_timm_key(k): v for k, v in sd.items()}
         key = "encoder.pos_embedding"

@@ -124,8 +124,17 @@ def _bn_eval(rng: np.random.Generator) -> Layer:
 
 def _small_net(rng: np.random.Generator) -> Layer:
     f64 = {"rng": rng, "dtype": np.float64}  # no conv bias: BN cancels it (its true gradient is 0)
-    return Sequential([Conv2d(2, 3, 3, padding=1, bias=False, **f64), BatchNorm2d(3, dtype=np.float64), ReLU(),
-                       MaxPool2d(2), Flatten(), Dropout(0.2, rng=rng), Linear(27, 4, **f64)])
+    return Sequential(
+        [
+            Conv2d(2, 3, 3, padding=1, bias=False, **f64),
+            BatchNorm2d(3, dtype=np.float64),
+            ReLU(),
+            MaxPool2d(2),
+            Flatten(),
+            Dropout(0.2, rng=rng),
+            Linear(27, 4, **f64),
+        ]
+    )
 
 
 def _away_from_zero(rng: np.random.Generator, shape) -> np.ndarray:
@@ -135,8 +144,11 @@ def _away_from_zero(rng: np.random.Generator, shape) -> np.ndarray:
 F64 = np.float64
 CASES = (
     Case("Conv2d 3->4 k3 p1", lambda r: Conv2d(3, 4, 3, padding=1, rng=r, dtype=F64), (2, 3, 7, 7)),
-    Case("Conv2d 4->6 k3 s2 p2 d2 g2",
-         lambda r: Conv2d(4, 6, 3, stride=2, padding=2, dilation=2, groups=2, rng=r, dtype=F64), (2, 4, 9, 8)),
+    Case(
+        "Conv2d 4->6 k3 s2 p2 d2 g2",
+        lambda r: Conv2d(4, 6, 3, stride=2, padding=2, dilation=2, groups=2, rng=r, dtype=F64),
+        (2, 4, 9, 8),
+    ),
     Case("Linear 7->5", lambda r: Linear(7, 5, rng=r, dtype=F64), (3, 7)),
     Case("MaxPool2d k3 s2 p1", lambda r: MaxPool2d(3, 2, 1), (2, 3, 9, 9), distinct=True),
     Case("MaxPool2d k2", lambda r: MaxPool2d(2), (2, 2, 7, 6), distinct=True),

@@ -58,7 +58,9 @@ def im2col(x: np.ndarray, kh: int, kw: int, stride: int = 1, padding: int = 0, d
     ``cols`` and the copy runs along whole output rows.
     """
     n, c = x.shape[:2]
-    view = patches(np.ascontiguousarray(x.transpose(1, 0, 2, 3)), kh, kw, stride, padding, dilation, pad_value)
+    view = patches(
+        np.ascontiguousarray(x.transpose(1, 0, 2, 3)), kh, kw, stride, padding, dilation, pad_value
+    )
     oh, ow = view.shape[4:]
     return view.transpose(0, 2, 3, 1, 4, 5).reshape(c * kh * kw, n * oh * ow)  # (C, kh, kw, N, OH, OW)
 
@@ -77,7 +79,9 @@ def col2im(cols: np.ndarray, x_shape: tuple[int, ...], kh: int, kw: int, stride:
     for i in range(kh):
         for j in range(kw):
             r, q = i * dilation, j * dilation
-            dxp[:, :, r:r + stride * (oh - 1) + 1:stride, q:q + stride * (ow - 1) + 1:stride] += cols6[:, i, j]
+            dxp[:, :, r : r + stride * (oh - 1) + 1 : stride, q : q + stride * (ow - 1) + 1 : stride] += (
+                cols6[:, i, j]
+            )
     if padding:
         dxp = dxp[:, :, padding:-padding, padding:-padding]
     return dxp.transpose(1, 0, 2, 3)

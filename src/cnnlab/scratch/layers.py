@@ -30,7 +30,9 @@ class Conv2d(Layer):
         self.in_ch, self.out_ch, self.kernel = in_ch, out_ch, kernel
         self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
         fan_in = in_ch // groups * kernel * kernel
-        self.weight = Param(uniform(rng, (out_ch, in_ch // groups, kernel, kernel), np.sqrt(6 / fan_in), dtype))
+        self.weight = Param(
+            uniform(rng, (out_ch, in_ch // groups, kernel, kernel), np.sqrt(6 / fan_in), dtype)
+        )
         self.bias = Param(np.zeros(out_ch, dtype)) if bias else None
         self._cache = None
 

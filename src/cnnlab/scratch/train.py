@@ -87,11 +87,14 @@ def fit(model: Sequential, optimizer: Optimizer, data: Arrays, epochs: int, batc
     rng, history = np.random.default_rng(seed), []
     for epoch in range(1, epochs + 1):
         start = time.perf_counter()
-        train_loss, train_top1 = train_one_epoch(model, optimizer, data.x_train, data.y_train, batch_size, rng,
-                                     penalty, progress)
+        train_loss, train_top1 = train_one_epoch(
+            model, optimizer, data.x_train, data.y_train, batch_size, rng, penalty, progress
+        )
         seconds = time.perf_counter() - start
         val_loss, val_top1 = evaluate(model, data.x_val, data.y_val)
-        stats = EpochStats(epoch, train_loss, train_top1, val_loss, val_top1, seconds, len(data.x_train) / seconds)
+        stats = EpochStats(
+            epoch, train_loss, train_top1, val_loss, val_top1, seconds, len(data.x_train) / seconds
+        )
         history.append(stats)
         if on_epoch is not None:
             on_epoch(stats)

@@ -28,13 +28,34 @@ from .freezing import (
     transfer_param_groups,
 )
 
-_LAZY = {"CacheSpec": "feature_cache", "ExtractPlan": "feature_cache", "FeatureCache": "feature_cache",
-         "cache_features": "feature_cache", "default_cache_dir": "feature_cache", "open_entry": "feature_cache",
-         "list_caches": "cache_admin", "remove_caches": "cache_admin", "foreign_folders": "cache_admin"}
+_LAZY = {
+    "CacheSpec": "feature_cache",
+    "ExtractPlan": "feature_cache",
+    "FeatureCache": "feature_cache",
+    "cache_features": "feature_cache",
+    "default_cache_dir": "feature_cache",
+    "open_entry": "feature_cache",
+    "list_caches": "cache_admin",
+    "remove_caches": "cache_admin",
+    "foreign_folders": "cache_admin",
+}
 
-__all__ = ["FROZEN_BN_MODES", "SegmentCount", "format_report", "freeze_stages", "frozen_norm_layers",
-           "has_trainable_head", "parameter_report", "parse_freeze", "replace_head", "segment_order", "segments", "train_mode_hook",
-           "transfer_param_groups", *_LAZY]
+__all__ = [
+    "FROZEN_BN_MODES",
+    "SegmentCount",
+    "format_report",
+    "freeze_stages",
+    "frozen_norm_layers",
+    "has_trainable_head",
+    "parameter_report",
+    "parse_freeze",
+    "replace_head",
+    "segment_order",
+    "segments",
+    "train_mode_hook",
+    "transfer_param_groups",
+    *_LAZY,
+]
 
 
 def __getattr__(name: str):

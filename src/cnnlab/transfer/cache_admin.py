@@ -63,7 +63,9 @@ def foreign_folders(cache_dir: str | os.PathLike | None = None) -> list[Path]:
     root = Path(cache_dir or default_cache_dir())
     if not root.is_dir():
         return []
-    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and not _is_entry(p)[0])
+    return sorted(
+        p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and not _is_entry(p)[0]
+    )
 
 
 def remove_caches(names: list[str] | None = None, cache_dir: str | os.PathLike | None = None) -> list[Path]:

@@ -132,9 +132,11 @@ class FeatureCache:
         """Refuse an entry made for another model or other weights (one line)."""
         m = self.manifest
         if m.get("model") != model or m.get("weights_hash") != w_hash:
-            raise CnnlabError(f"feature cache {self.path} was made for {m.get('model')!r} (weights "
-                              f"{m.get('weights_hash')}), not {model!r} (weights {w_hash}); drop --cache-from "
-                              "or rebuild it")
+            raise CnnlabError(
+                f"feature cache {self.path} was made for {m.get('model')!r} (weights "
+                f"{m.get('weights_hash')}), not {model!r} (weights {w_hash}); drop --cache-from "
+                "or rebuild it"
+            )
 
 
 def open_entry(path: str | os.PathLike) -> FeatureCache:
@@ -146,7 +148,9 @@ def open_entry(path: str | os.PathLike) -> FeatureCache:
         raise CnnlabError(f"{p} is not a complete feature cache (no readable {MANIFEST}); "
                           "`cnnlab cache ls` lists the caches") from None
     if manifest.get("format") != FORMAT:
-        raise CnnlabError(f"{p} is a feature cache of format {manifest.get('format')!r}, not {FORMAT}; remove it")
+        raise CnnlabError(
+            f"{p} is a feature cache of format {manifest.get('format')!r}, not {FORMAT}; remove it"
+        )
     return FeatureCache(p, manifest, reused=True)
 
 
@@ -205,7 +209,9 @@ def cache_features(model: torch.nn.Module, plans: dict[str, ExtractPlan], spec: 
                     "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                     "extract_seconds": round(time.perf_counter() - start, 3)}
         write_json(entry / MANIFEST, manifest)  # last: only now is the entry a cache
-    return FeatureCache(entry, manifest, reused=False, seconds=manifest["extract_seconds"], shards_reused=reused)
+    return FeatureCache(
+        entry, manifest, reused=False, seconds=manifest["extract_seconds"], shards_reused=reused
+    )
 
 
 def _checked(cache: FeatureCache, spec: CacheSpec) -> FeatureCache:
@@ -260,7 +266,9 @@ def _run_backbone(model, subset, job: Extraction) -> tuple[torch.Tensor, torch.T
 
     was_training, device = model.training, job.device
     model.eval()
-    loader = make_loader(subset, batch_size=job.batch_size, shuffle=False, workers=job.workers, device=device.type)
+    loader = make_loader(
+        subset, batch_size=job.batch_size, shuffle=False, workers=job.workers, device=device.type
+    )
     feats, labels = [], []
     for x, y in loader:
         feats.append(model.forward_head(model.forward_features(x.to(device)), pre_logits=True).float().cpu())

@@ -142,7 +142,9 @@ def format_report(rows: list[SegmentCount]) -> str:
     width = max(len(r.name) for r in rows + [SegmentCount("total", 0, 0)])
     lines = [f"  {'part':<{width}} {'trainable':>12} {'frozen':>12}"]
     lines += [f"  {r.name:<{width}} {r.trainable:>12,} {r.frozen:>12,}" for r in rows]
-    lines.append(f"  {'total':<{width}} {sum(r.trainable for r in rows):>12,} {sum(r.frozen for r in rows):>12,}")
+    lines.append(
+        f"  {'total':<{width}} {sum(r.trainable for r in rows):>12,} {sum(r.frozen for r in rows):>12,}"
+    )
     return "\n".join(lines)
 
 

@@ -130,9 +130,17 @@ def _default_layer(model, x, class_index):
     hw = tuple(x.shape[-2:])
     for stage, grad in reversed(list(zip(stages, grads))):
         if grad is not None and as_feature_map(grad, stage, hw).abs().sum() > 0:
-            return stage.name, as_feature_map(outs[stage], stage, hw), as_feature_map(grad, stage, hw), logits, k
-    raise CnnlabError(f"the class score of {model_label(model)} has a zero gradient at every stage (an untrained, "
-                      "zero-initialised head?); give trained --weights or name a layer with --stage")
+            return (
+                stage.name,
+                as_feature_map(outs[stage], stage, hw),
+                as_feature_map(grad, stage, hw),
+                logits,
+                k,
+            )
+    raise CnnlabError(
+        f"the class score of {model_label(model)} has a zero gradient at every stage (an untrained, "
+        "zero-initialised head?); give trained --weights or name a layer with --stage"
+    )
 
 
 def upsample(heat: torch.Tensor, size: tuple[int, int]) -> np.ndarray:

@@ -61,7 +61,9 @@ def capture_output(model: nn.Module, module: nn.Module, x: torch.Tensor,
     finally:
         handle.remove()
     if not seen:
-        raise CnnlabError(f"module {type(module).__name__} of {model_label(model)} is not used in the forward pass")
+        raise CnnlabError(
+            f"module {type(module).__name__} of {model_label(model)} is not used in the forward pass"
+        )
     if not isinstance(seen[-1], torch.Tensor):
         raise CnnlabError(f"module {type(module).__name__} does not return a tensor; pick another layer")
     return logits, seen[-1]
@@ -92,7 +94,9 @@ def as_feature_map(out: torch.Tensor, stage: Stage | None, input_hw: tuple[int, 
 def to_display(x: torch.Tensor, mean, std) -> np.ndarray:
     """A normalised (C, H, W) input -> (H, W, 3) or (H, W) floats in [0, 1] for imshow."""
     c = x.shape[0]
-    img = x.detach().float().cpu() * torch.tensor(std[:c]).view(c, 1, 1) + torch.tensor(mean[:c]).view(c, 1, 1)
+    img = x.detach().float().cpu() * torch.tensor(std[:c]).view(c, 1, 1) + torch.tensor(mean[:c]).view(
+        c, 1, 1
+    )
     img = img.clamp(0, 1).permute(1, 2, 0).numpy()
     return img[..., 0] if c == 1 else img[..., :3]
 
@@ -100,7 +104,11 @@ def to_display(x: torch.Tensor, mean, std) -> np.ndarray:
 def scale01(a: np.ndarray) -> np.ndarray:
     """Min-max scaling to [0, 1] (a constant array becomes 0.5)."""
     lo, hi = float(a.min()), float(a.max())
-    return np.full_like(a, 0.5, dtype=np.float32) if hi - lo < 1e-12 else ((a - lo) / (hi - lo)).astype(np.float32)
+    return (
+        np.full_like(a, 0.5, dtype=np.float32)
+        if hi - lo < 1e-12
+        else ((a - lo) / (hi - lo)).astype(np.float32)
+    )
 
 
 def grid_shape(n: int, max_cols: int = 8) -> tuple[int, int]:

@@ -38,10 +38,23 @@ from .filters import first_conv
 
 PASS_THROUGH = (nn.LocalResponseNorm, nn.Dropout, nn.Identity)
 SUPPORTED_LAYERS = (nn.Conv2d, nn.ReLU, nn.MaxPool2d, nn.BatchNorm2d, *PASS_THROUGH)
-# The registered models whose first-conv Sequential is such a stack (kept true by tests/viz/test_deconvnet.py);
+# The registered models whose first-conv Sequential is such a stack (kept true by
+# tests/viz/test_deconvnet.py);
 # used only to name them in the error message.
-SUPPORTED_MODELS = ("alexnet", "alexnet_2012", "lenet5_relu", "vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16",
-                    "vgg16_bn", "vgg19", "vgg19_bn", "zfnet")
+SUPPORTED_MODELS = (
+    "alexnet",
+    "alexnet_2012",
+    "lenet5_relu",
+    "vgg11",
+    "vgg11_bn",
+    "vgg13",
+    "vgg13_bn",
+    "vgg16",
+    "vgg16_bn",
+    "vgg19",
+    "vgg19_bn",
+    "zfnet",
+)
 
 
 @dataclass
@@ -66,8 +79,10 @@ def deconv_stack(model: nn.Module, x: torch.Tensor | None = None) -> tuple[str, 
             ours, theirs = stack(x.clone()), model.forward_features(x.clone())
         ok = ours.shape == theirs.shape and (x.is_meta or torch.allclose(ours, theirs, atol=1e-5))
     if not ok:
-        raise CnnlabError(f"the deconvnet needs a plain conv/ReLU/max-pool stack as the feature extractor and "
-                          f"{model_label(model)} has none; supported models: {', '.join(SUPPORTED_MODELS)}")
+        raise CnnlabError(
+            f"the deconvnet needs a plain conv/ReLU/max-pool stack as the feature extractor and "
+            f"{model_label(model)} has none; supported models: {', '.join(SUPPORTED_MODELS)}"
+        )
     return path, stack
 
 
@@ -80,15 +95,23 @@ def unpool(y: torch.Tensor, switches: torch.Tensor, input_shape: torch.Size) -> 
 
 
 def project(stack: nn.Sequential, x: torch.Tensor, index: int, channel: int | None = None) -> Projection:
-    """Deconvnet projection of one activation of ``stack[index]``'s output for one image ``x`` (1, C, H, W)."""
+    """Deconvnet projection of one activation of ``stack[index]``'s output for one image ``x``
+    (1, C, H, W)."""
     inputs, switches = [], {}
     with torch.no_grad():
         h = x
         for i, layer in enumerate(stack[: index + 1]):
             inputs.append(h.shape)
             if isinstance(layer, nn.MaxPool2d):
-                h, switches[i] = F.max_pool2d(h, layer.kernel_size, layer.stride, layer.padding, layer.dilation,
-                                              layer.ceil_mode, return_indices=True)
+                h, switches[i] = F.max_pool2d(
+                    h,
+                    layer.kernel_size,
+                    layer.stride,
+                    layer.padding,
+                    layer.dilation,
+                    layer.ceil_mode,
+                    return_indices=True,
+                )
             else:
                 h = layer(h.clone())  # clone: in-place ReLUs must not change what we keep
         channel, pos, value = _strongest(h[0], channel, index)
@@ -124,7 +147,9 @@ def _backward(layer: nn.Module, signal: torch.Tensor, input_shape: torch.Size, s
     return signal  # PASS_THROUGH
 
 
-def deconv_projection(model: nn.Module, x: torch.Tensor, layer: str | None = None, channel: int | None = None) -> Projection:
+def deconv_projection(
+    model: nn.Module, x: torch.Tensor, layer: str | None = None, channel: int | None = None
+) -> Projection:
     """Project one activation of ``layer`` (a module path inside the stack, or a stage name; default: the
     deepest stage in the stack) back to pixel space. ``channel`` default: the strongest one."""
     model.eval()
@@ -166,9 +191,16 @@ def plot_projection(image: np.ndarray, proj: Projection, path: str | os.PathLike
     picture = to_picture(proj.image)
     fig, axes = plt.subplots(1, 4, figsize=(13, 3.7))
     show(axes[0], image, "input (box: support of the projection)")
-    axes[0].add_patch(plt.Rectangle((left - 0.5, top - 0.5), right - left, bottom - top, fill=False, color="red"))
+    axes[0].add_patch(
+        plt.Rectangle((left - 0.5, top - 0.5), right - left, bottom - top, fill=False, color="red")
+    )
     show(axes[1], picture, f"projection of {proj.layer} ch {proj.channel} at {proj.position}")
-    show(axes[2], image[top:bottom, left:right], f"input patch {bottom - top}x{right - left}", interpolation="nearest")
+    show(
+        axes[2],
+        image[top:bottom, left:right],
+        f"input patch {bottom - top}x{right - left}",
+        interpolation="nearest",
+    )
     show(axes[3], picture[top:bottom, left:right], f"projection patch (activation {proj.activation:.3g})",
          interpolation="nearest")
     if title:

@@ -65,13 +65,18 @@ def plot_feature_maps(image: np.ndarray, fm: FeatureMaps, path: str | os.PathLik
     for ax in flat[n:]:
         ax.axis("off")
     h, w = fm.maps.shape[-2:]
-    fig.suptitle(title or f"{fm.layer}: top {len(fm.channels)} of {fm.num_channels} channels by mean, {h}x{w}",
-                 fontsize=9)
+    fig.suptitle(
+        title or f"{fm.layer}: top {len(fm.channels)} of {fm.num_channels} channels by mean, {h}x{w}",
+        fontsize=9,
+    )
     fig.tight_layout()
     save_figure(fig, path)
 
 
 def describe(model: nn.Module, fm: FeatureMaps) -> str:
     h, w = fm.maps.shape[-2:]
-    return (f"{model_label(model)} {fm.layer}: {fm.num_channels} channels of {h}x{w}; top {len(fm.channels)} "
-            f"by mean activation: {', '.join(str(c) for c in fm.channels[:8])}{' ...' if len(fm.channels) > 8 else ''}")
+    return (
+        f"{model_label(model)} {fm.layer}: {fm.num_channels} channels of {h}x{w}; top {len(fm.channels)} "
+        "by mean activation: "
+        f"{', '.join(str(c) for c in fm.channels[:8])}{' ...' if len(fm.channels) > 8 else ''}"
+    )

@@ -26,7 +26,9 @@ def first_conv(model: nn.Module) -> tuple[str, nn.Conv2d]:
     for name, module in model.named_modules():
         if isinstance(module, nn.Conv2d):
             return name, module
-    raise CnnlabError(f"{model_label(model)} has no nn.Conv2d layer, so it has no first-layer filters to show")
+    raise CnnlabError(
+        f"{model_label(model)} has no nn.Conv2d layer, so it has no first-layer filters to show"
+    )
 
 
 def filter_tiles(weight: torch.Tensor) -> np.ndarray:

@@ -197,7 +197,9 @@ def _probe_shapes(sd: dict[str, torch.Tensor], entry) -> tuple[int | None, int |
     sd = strip_prefixes(sd)
     sd = convert(sd) if convert else sd
     head = getattr(probe, "classifier_path", "fc")
-    matrices = [v for k, v in sd.items() if k.startswith(head + ".") and v.ndim == 2]  # weight, or RBF centres
+    matrices = [
+        v for k, v in sd.items() if k.startswith(head + ".") and v.ndim == 2
+    ]  # weight, or RBF centres
     weight = sd.get(f"{head}.weight", matrices[0] if matrices else None)
     rows = int(weight.shape[0]) if weight is not None and weight.ndim == 2 else None
     first = next((k for k, v in probe.state_dict().items() if v.ndim == 4), None)

@@ -47,9 +47,19 @@ def model_info(name: str, input_size: str | Sequence[int] | None = None, depth: 
                        "receptive_field": rf.to_dict() if rf is not None else None,
                        "local_receptive_field": rf_local.to_dict() if rf_local is not None else None})
     stages = {s.name: _size(rfs.get(s.name), local.get(s.name)) for s in getattr(model, "stages", ())}
-    return {"model": name, "input": list(size), "params": prof.params, "trainable_params": prof.trainable_params,
-            "inference_params": _inference_params(model, prof.params), "macs": prof.macs, "flops": prof.flops, "output_shape": list(prof.output_shape or ()),
-            "stage_receptive_fields": stages, "uncounted_ops": prof.uncounted, "layers": layers}
+    return {
+        "model": name,
+        "input": list(size),
+        "params": prof.params,
+        "trainable_params": prof.trainable_params,
+        "inference_params": _inference_params(model, prof.params),
+        "macs": prof.macs,
+        "flops": prof.flops,
+        "output_shape": list(prof.output_shape or ()),
+        "stage_receptive_fields": stages,
+        "uncounted_ops": prof.uncounted,
+        "layers": layers,
+    }
 
 
 def _inference_params(model, total: int) -> int:
@@ -85,13 +95,18 @@ def info_text(info: dict) -> str:
     lines.append(f"params {info['params']:,}   MACs {info['macs']:,} ({info['macs'] / 1e9:.4g} G)   "
                  f"FLOPs {info['flops']:,} ({info['flops'] / 1e9:.4g} G)")
     if info["stage_receptive_fields"]:
-        rfs = ", ".join(f"{k} {v if v is not None else 'global'}" for k, v in info["stage_receptive_fields"].items())
+        rfs = ", ".join(
+            f"{k} {v if v is not None else 'global'}" for k, v in info["stage_receptive_fields"].items()
+        )
         lines.append(f"stage receptive fields: {rfs}")
     if any(la["receptive_field"] is None and la["local_receptive_field"] for la in info["layers"]):
         lines.append("* local field (convolutions only); through global gates (squeeze-excitation) the "
                      "output depends on the whole input")
     if info["uncounted_ops"]:
-        lines.append("not counted (op: calls): " + ", ".join(f"{k} {v}" for k, v in sorted(info["uncounted_ops"].items())))
+        lines.append(
+            "not counted (op: calls): "
+            + ", ".join(f"{k} {v}" for k, v in sorted(info["uncounted_ops"].items()))
+        )
     return "\n".join(lines)
 
 
@@ -112,8 +127,10 @@ def compare_text(rows: list[dict]) -> str:
     head = f"{'model':<26} {'input':>11} {'params':>14} {'GMACs':>9} {'GFLOPs':>9} {'act. MB/img':>12}"
     lines = [head, "-" * len(head)]
     for r in rows:
-        lines.append(f"{r['model']:<26} {_fmt_shape(r['input']):>11} {r['params']:>14,} {r['macs'] / 1e9:>9.4g} "
-                     f"{r['flops'] / 1e9:>9.4g} {r['activation_bytes'] / 2**20:>12.1f}")
+        lines.append(
+            f"{r['model']:<26} {_fmt_shape(r['input']):>11} {r['params']:>14,} {r['macs'] / 1e9:>9.4g} "
+            f"{r['flops'] / 1e9:>9.4g} {r['activation_bytes'] / 2**20:>12.1f}"
+        )
     return "\n".join(lines)
 
 

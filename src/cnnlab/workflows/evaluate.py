@@ -196,7 +196,9 @@ def _data_for(data, loaded: list, config: EvaluateConfig):
     """(splits, data spec) for the members: the channel count of the trained members, else the data's."""
     chans = {m.in_chans for m in loaded if isinstance(m, Member) and m.in_chans}
     if len(chans) > 1:
-        raise CnnlabError(f"the models take different input channels ({sorted(chans)}); evaluate them separately")
+        raise CnnlabError(
+            f"the models take different input channels ({sorted(chans)}); evaluate them separately"
+        )
     if data is not None and not isinstance(data, str | os.PathLike):
         return data, getattr(data, "source", "data")
     runs = [m.run for m in loaded if isinstance(m, Member) and m.run]
@@ -210,15 +212,28 @@ def _split_options(data, runs: list[dict], given: dict) -> tuple[str, dict]:
     first = runs[0] if runs else {}
     spec = data or first.get("data")
     if not spec:
-        raise CnnlabError("no data to evaluate on: pass --data (digits, an image folder, a .csv list, cifar10:DIR, ...)")
+        raise CnnlabError(
+            "no data to evaluate on: pass --data (digits, an image folder, a .csv list, cifar10:DIR, ...)"
+        )
     base = {k: first.get(k) for k in SPLIT_KEYS} if first.get("data") == spec else {}
-    options = {"val_split": None, "seed": 0, "split_file": None} | {k: v for k, v in base.items() if v is not None}
+    options = {"val_split": None, "seed": 0, "split_file": None} | {
+        k: v for k, v in base.items() if v is not None
+    }
     options |= {k: v for k, v in given.items() if v is not None}
     for run in runs:
-        if run.get("data") == spec and _carved(spec, options) and any(
-                run.get(k) != options[k] for k in SPLIT_KEYS if run.get(k) is not None or options[k] is not None):
-            notice(f"run {run.get('name')} was trained on another split of {spec} (seed {run.get('seed')}, "
-                   f"val_split {run.get('val_split')}); some evaluation images may be among its training images")
+        if (
+            run.get("data") == spec
+            and _carved(spec, options)
+            and any(
+                run.get(k) != options[k]
+                for k in SPLIT_KEYS
+                if run.get(k) is not None or options[k] is not None
+            )
+        ):
+            notice(
+                f"run {run.get('name')} was trained on another split of {spec} (seed {run.get('seed')}, "
+                f"val_split {run.get('val_split')}); some evaluation images may be among its training images"
+            )
     return spec, options
 
 

@@ -88,7 +88,9 @@ class FinetuneConfig(TrainConfig):
         check_number("cache_augment", self.cache_augment, low=0, integer=True)
         check_number("cache_shard_rows", self.cache_shard_rows, low=1, integer=True)
         if not isinstance(self.weights, str) or not self.weights:
-            raise CnnlabError("--weights is required: a pretrained tag (imagenet), a checkpoint file or a run folder")
+            raise CnnlabError(
+                "--weights is required: a pretrained tag (imagenet), a checkpoint file or a run folder"
+            )
         if self.cache_dir is not None:
             check_output_dir(self.cache_dir, "--cache-dir")
         if self.cache and self.ema:
@@ -111,8 +113,14 @@ def resolve(config: FinetuneConfig, model) -> FinetuneConfig:
     if cache and not head:
         raise CnnlabError(f"{config.model}'s classifier has no parameters to train on cached features; "
                           "pass --no-cache")
-    out = replace(config, freeze=freeze, cache=cache, epochs=config.epochs or r.epochs, lr=config.lr or r.lr,
-                  backbone_lr_mult=r.backbone_lr_mult if config.backbone_lr_mult is None else config.backbone_lr_mult)
+    out = replace(
+        config,
+        freeze=freeze,
+        cache=cache,
+        epochs=config.epochs or r.epochs,
+        lr=config.lr or r.lr,
+        backbone_lr_mult=r.backbone_lr_mult if config.backbone_lr_mult is None else config.backbone_lr_mult,
+    )
     out.check()
     return out
 
@@ -127,7 +135,13 @@ def finetune(config: FinetuneConfig | dict | None = None, *, explicit: set[str] 
 def _finetune(ctx: RunContext) -> TrainResult:
     prep = prepare(ctx.config)
     ctx.config = config = prep.config
-    splits, model, ckpt, pre, (eval_tf, train_tf) = prep.splits, prep.model, prep.ckpt, prep.pre, prep.transforms
+    splits, model, ckpt, pre, (eval_tf, train_tf) = (
+        prep.splits,
+        prep.model,
+        prep.ckpt,
+        prep.pre,
+        prep.transforms,
+    )
     macs = model_macs(model, pre.input_size) or 0
     set_threads((1 if config.cache else 3) * config.batch_size * macs or None)  # extraction is forward only
     R.claim_or_lock(ctx)
@@ -226,7 +240,9 @@ def _cached_trainer(ctx: RunContext, model, splits, transforms, folder):
     config, (eval_tf, train_tf, pre) = ctx.config, transforms
     w_hash, copies = weights_hash(model), config.cache_augment
     if copies and train_tf is eval_tf:
-        raise CnnlabError("--cache-augment needs an augmentation preset: add --augment inception (or another)")
+        raise CnnlabError(
+            "--cache-augment needs an augmentation preset: add --augment inception (or another)"
+        )
     if config.cache_from:
         cache = open_entry(config.cache_from)
         cache.check_matches(config.model, w_hash)
@@ -235,8 +251,10 @@ def _cached_trainer(ctx: RunContext, model, splits, transforms, folder):
                   "cache_augment": copies, "seed": config.seed if copies else 0}
         spec = CacheSpec(config.model, w_hash, record, list(splits.classes),
                          {"train": dataset_fingerprint(splits.train), "val": dataset_fingerprint(splits.val)})
-        plans = {"train": ExtractPlan(splits.train, train_tf if copies else eval_tf, max(1, copies), config.seed),
-                 "val": ExtractPlan(splits.val, eval_tf)}
+        plans = {
+            "train": ExtractPlan(splits.train, train_tf if copies else eval_tf, max(1, copies), config.seed),
+            "val": ExtractPlan(splits.val, eval_tf),
+        }
         cache = cache_features(model, plans, spec, cache_dir=config.cache_dir, batch_size=config.batch_size,
                                workers=config.workers, shard_rows=config.cache_shard_rows, device=ctx.device)
     if ctx.info.is_main:
@@ -249,21 +267,31 @@ def _cached_trainer(ctx: RunContext, model, splits, transforms, folder):
 def _print_cache(cache, copies: int) -> None:
     m = cache.manifest
     tr, va = m["splits"]["train"], m["splits"]["val"]
-    what = (f"{copies} AUGMENTED copies of each training image ({m['preprocessing']['augment']})" if copies else
-            "NO augmentation: each image once, with the eval preprocessing; --cache-augment K stores K augmented "
-            "copies per training image")
+    what = (
+        f"{copies} AUGMENTED copies of each training image ({m['preprocessing']['augment']})"
+        if copies
+        else "NO augmentation: each image once, with the eval preprocessing; --cache-augment K stores K "
+             "augmented "
+        "copies per training image"
+    )
     print(f"features: the frozen backbone's pre-logits features, {what}")
     verb = "reused" if cache.reused else f"extracted in {cache.seconds:.1f} s"
     extra = f" ({cache.shards_reused} shard(s) kept from an interrupted run)" if cache.shards_reused else ""
-    print(f"feature cache {verb}{extra}: {cache.path} ({tr['rows']} train + {va['rows']} val rows of {tr['dim']})")
+    print(
+        f"feature cache {verb}{extra}: {cache.path} ({tr['rows']} train + {va['rows']} val rows of "
+        f"{tr['dim']})"
+    )
 
 
 def _print_header(config: FinetuneConfig, model, run_dir: Path, splits) -> None:
     lr = ("head only" if config.freeze == "all" else f"backbone lr {config.lr * config.backbone_lr_mult:.2g}")
     print(f"cnnlab finetune: {config.model} (weights {config.weights}) on {config.data} -> {run_dir}")
-    print(f"regime {config.regime}: freeze {config.freeze}, frozen BN {config.frozen_bn}, head lr {config.lr:.2g}, "
-          f"{lr}, feature cache {'on' if config.cache else 'off'}, {config.epochs} epochs, "
-          f"{len(splits.classes)} classes, {len(splits.train)} train / {len(splits.val)} val images")
+    print(
+        f"regime {config.regime}: freeze {config.freeze}, frozen BN {config.frozen_bn}, head lr "
+        f"{config.lr:.2g}, "
+        f"{lr}, feature cache {'on' if config.cache else 'off'}, {config.epochs} epochs, "
+        f"{len(splits.classes)} classes, {len(splits.train)} train / {len(splits.val)} val images"
+    )
     print("parameters per part (in forward order):")
     print(T.format_report(T.parameter_report(model)))
 

@@ -84,14 +84,18 @@ def class_index(member: Member, classes: list[str]) -> torch.Tensor:
         n = len(classes)
         outputs = getattr(member.model, "num_classes", n)
         if own is None and isinstance(outputs, int) and 0 < outputs < n:
-            raise CnnlabError(f"{member.label} has {outputs} outputs but the data has {n} classes; evaluate it on "
-                              "data with its classes")
+            raise CnnlabError(
+                f"{member.label} has {outputs} outputs but the data has {n} classes; evaluate it on "
+                "data with its classes"
+            )
         return torch.arange(n)
     missing = [c for c in classes if c not in own]
     if missing:
         shown = ", ".join(missing[:3]) + (" ..." if len(missing) > 3 else "")
-        raise CnnlabError(f"{member.label} was trained on other classes than the data's ({len(own)} classes; the "
-                          f"data's {shown} not among them); evaluate it on data with its classes")
+        raise CnnlabError(
+            f"{member.label} was trained on other classes than the data's ({len(own)} classes; the "
+            f"data's {shown} not among them); evaluate it on data with its classes"
+        )
     return torch.tensor([own.index(c) for c in classes])
 
 

@@ -58,10 +58,19 @@ def to_text(rows: list[dict]) -> str:
 
 
 def to_markdown(rows: list[dict]) -> str:
-    lines = ["| model | paper | params | default input | loads checkpoints of | pretrained (`cnnlab weights ls`) |",
-             "|---|---|---:|---|---|---|"]
+    lines = [
+        "| model | paper | params | default input | loads checkpoints of | pretrained (`cnnlab weights ls`) "
+        "|",
+        "|---|---|---:|---|---|---|",
+    ]
     for r in rows:
         tags = r["weights"]
-        tags = "none" if not tags else f"imagenet = {tags[0]}" + (f" (+{len(tags) - 1} tags)" if len(tags) > 1 else "")
-        lines.append(f"| `{r['name']}` | {r['paper']} | {r['params']:,} | {r['input']} | {r['loads']} | {tags} |")
+        tags = (
+            "none"
+            if not tags
+            else f"imagenet = {tags[0]}" + (f" (+{len(tags) - 1} tags)" if len(tags) > 1 else "")
+        )
+        lines.append(
+            f"| `{r['name']}` | {r['paper']} | {r['params']:,} | {r['input']} | {r['loads']} | {tags} |"
+        )
     return "\n".join(lines)

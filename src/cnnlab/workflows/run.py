@@ -42,9 +42,22 @@ from ..utils.io import write_json
 # Settings that may change when a run is resumed; any other differing setting is an error.
 RESUME_FREE = {"epochs", "workers", "device", "progress", "checkpoint_every", "early_stop", "report"}
 NOT_COMPARED = {"resume", "overwrite", "name", "out"}
-RUN_FILES = ("config.json", "metrics.csv", "curves.png", "confusion.png", "best.safetensors", "last.safetensors",
-             STATE_FILE, "tensorboard", SKIPPED_LOG, "summary.json", "summary.txt", "lr_find.png",
-             "interpret", "report.html")
+RUN_FILES = (
+    "config.json",
+    "metrics.csv",
+    "curves.png",
+    "confusion.png",
+    "best.safetensors",
+    "last.safetensors",
+    STATE_FILE,
+    "tensorboard",
+    SKIPPED_LOG,
+    "summary.json",
+    "summary.txt",
+    "lr_find.png",
+    "interpret",
+    "report.html",
+)
 
 
 @dataclass
@@ -233,15 +246,19 @@ def resume_config(config, explicit: set[str] | None):
         if new == old:
             continue
         if key not in RESUME_FREE:
-            raise CnnlabError(f"--{key.replace('_', '-')} {new} does not match the run being resumed "
-                              f"({key} = {old} in {run_dir / 'config.json'}); drop the flag or start a new run")
+            raise CnnlabError(
+                f"--{key.replace('_', '-')} {new} does not match the run being resumed "
+                f"({key} = {old} in {run_dir / 'config.json'}); drop the flag or start a new run"
+            )
         changes[key] = new
     state = load_state(run_dir / STATE_FILE)
     resumed = apply_overrides(saved, {**changes, "resume": str(run_dir)})
     done = int(state.get("epoch", 0))
     if "epochs" in changes and resumed.epochs < done:
-        raise CnnlabError(f"--epochs {resumed.epochs} is fewer than the {done} epochs run {run_dir} has trained; "
-                          f"give --epochs {done + 1} or more to train it longer")
+        raise CnnlabError(
+            f"--epochs {resumed.epochs} is fewer than the {done} epochs run {run_dir} has trained; "
+            f"give --epochs {done + 1} or more to train it longer"
+        )
     return resumed, state
 
 
@@ -260,8 +277,11 @@ def complete_result(ctx: RunContext, command: str) -> TrainResult:
     history = state.get("history") or []
     best = {k: v for k, v in (state.get("best") or {}).items() if k != "confusion"}
     if ctx.info.is_main:
-        print(f"cnnlab {command}: run {run_dir} is complete ({state.get('epoch', 0)} of {ctx.config.epochs} "
-              f"epochs); nothing to train. Give --epochs N (more than {state.get('epoch', 0)}) to train it longer.")
+        print(
+            f"cnnlab {command}: run {run_dir} is complete ({state.get('epoch', 0)} of {ctx.config.epochs} "
+            f"epochs); nothing to train. Give --epochs N (more than {state.get('epoch', 0)}) to train it "
+            "longer."
+        )
     return TrainResult(run_dir, best, history[-1] if history else {}, "complete",
                        float(state.get("wall_seconds", 0.0)), _present(run_dir))
 

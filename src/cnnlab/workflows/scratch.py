@@ -23,9 +23,15 @@ DEFAULT_LR = {"gd": 0.5, "sgd": 0.05, "momentum": 0.02, "nesterov": 0.02, "adagr
 
 
 # The per-epoch table, in the main trainer's layout: (header, header format, value format).
-TABLE = (("epoch", "{:>5}", "{:>5d}"), ("train_loss", "{:>10}", "{:>10.4f}"), ("train_top1", "{:>10}", "{:>10.2f}"),
-         ("val_loss", "{:>8}", "{:>8.4f}"), ("val_top1", "{:>8}", "{:>8.2f}"), ("sec", "{:>7}", "{:>7.1f}"),
-         ("img/s", "{:>8}", "{:>8.0f}"))
+TABLE = (
+    ("epoch", "{:>5}", "{:>5d}"),
+    ("train_loss", "{:>10}", "{:>10.4f}"),
+    ("train_top1", "{:>10}", "{:>10.2f}"),
+    ("val_loss", "{:>8}", "{:>8.4f}"),
+    ("val_top1", "{:>8}", "{:>8.2f}"),
+    ("sec", "{:>7}", "{:>7.1f}"),
+    ("img/s", "{:>8}", "{:>8.0f}"),
+)
 ROW_FIELDS = ("epoch", "train_loss", "train_top1", "val_loss", "val_top1", "seconds", "images_per_s")
 
 
@@ -48,7 +54,10 @@ class ScratchTrainConfig:
         checks = (
             (self.epochs >= 1, f"--epochs {self.epochs} must be at least 1"),
             (self.batch_size >= 1, f"--batch-size {self.batch_size} must be at least 1"),
-            (self.optimizer in OPTIMIZERS, f"--optimizer {self.optimizer!r} is unknown; pick one of {sorted(OPTIMIZERS)}"),
+            (
+                self.optimizer in OPTIMIZERS,
+                f"--optimizer {self.optimizer!r} is unknown; pick one of {sorted(OPTIMIZERS)}",
+            ),
             (self.lr is None or self.lr > 0, f"--lr {self.lr} must be positive"),
             (0 < self.val_fraction < 1, f"--val-fraction {self.val_fraction} must be between 0 and 1"),
             (min(self.weight_decay, self.l1, self.l2) >= 0, "--weight-decay, --l1 and --l2 must be >= 0"),
@@ -114,7 +123,9 @@ def _train_digits(cfg: ScratchTrainConfig, out):
     model = lenet5(num_classes=10, in_chans=1, seed=cfg.seed)
     opt = OPTIMIZERS[cfg.optimizer](model.params(), lr=cfg.lr or DEFAULT_LR[cfg.optimizer],
                                     weight_decay=cfg.weight_decay)
-    penalties = [p for p in (L1Penalty(cfg.l1) if cfg.l1 else None, L2Penalty(cfg.l2) if cfg.l2 else None) if p]
+    penalties = [
+        p for p in (L1Penalty(cfg.l1) if cfg.l1 else None, L2Penalty(cfg.l2) if cfg.l2 else None) if p
+    ]
     print(f"scratch LeNet-5: {model.num_params():,} params, {model.mac_count((1, 32, 32)):,} MACs per "
           f"1x32x32 image; digits {len(data.x_train)} train / {len(data.x_val)} val; "
           f"{cfg.optimizer} lr {opt.lr:g}", file=out)
@@ -128,8 +139,11 @@ def _train_digits(cfg: ScratchTrainConfig, out):
                   penalty=(lambda ws: sum(p(ws) for p in penalties)) if penalties else None,
                   progress=_progress_bar() if cfg.progress else None, on_epoch=row)
     best = max(history, key=lambda s: s.val_top1)
-    print(f"best val top-1 {best.val_top1:.2f}% (epoch {best.epoch}), {sum(s.seconds for s in history):.1f} s "
-          f"training; last {history[-1].val_top1:.2f}%", file=out)
+    print(
+        f"best val top-1 {best.val_top1:.2f}% (epoch {best.epoch}), {sum(s.seconds for s in history):.1f} s "
+        f"training; last {history[-1].val_top1:.2f}%",
+        file=out,
+    )
     return history
 
 
@@ -153,6 +167,9 @@ def scratch_gradcheck(seed: int = 0, out=sys.stdout) -> bool:
     for r in results:
         print(f"{r.case:<42} {r.tensor:<10} {r.rel_error:>10.2e}  {'ok' if r.ok else 'FAIL'}", file=out)
     failed = [r for r in results if not r.ok]
-    print(f"{len(results) - len(failed)}/{len(results)} gradients within relative error {TOLERANCE:g} (float64)",
-          file=out)
+    print(
+        f"{len(results) - len(failed)}/{len(results)} gradients within relative error {TOLERANCE:g} "
+        "(float64)",
+        file=out,
+    )
     return not failed

@@ -109,14 +109,24 @@ def _train(ctx: RunContext) -> TrainResult:
     model = build_model(config, splits, in_chans)
     data = data_setup(config, splits, model)
     splits.train.transform, splits.val.transform = data.train_transform, data.eval_transform
-    set_threads(3 * config.batch_size * (model_macs(model, data.input_size) or 0) or None)  # forward + backward
+    set_threads(
+        3 * config.batch_size * (model_macs(model, data.input_size) or 0) or None
+    )  # forward + backward
     R.claim_or_lock(ctx)
     with R.guarded(ctx):
         config = ctx.config = auto_lr(ctx, model, splits.train)  # --lr auto: the range test's lr
         meta = weights_metadata(splits.classes, data.preprocessing, data=config.data)
         folder = RunFolder(ctx.run_dir, meta, quiet=not ctx.info.is_main, clock=ctx.elapsed)
-        trainer = Trainer(model, splits.train, splits.val, config, num_classes=len(splits.classes), hooks=folder,
-                          info=ctx.info, device=ctx.device)
+        trainer = Trainer(
+            model,
+            splits.train,
+            splits.val,
+            config,
+            num_classes=len(splits.classes),
+            hooks=folder,
+            info=ctx.info,
+            device=ctx.device,
+        )
         R.start(ctx, trainer)
         if ctx.info.is_main:
             _print_config(config, data, ctx)

@@ -50,8 +50,10 @@ def open_data(config):
         chans = native[0]
         splits = open_dataset(config.data, in_chans=chans, **kw)
     if len(splits.classes) < 2:
-        raise CnnlabError(f"{config.data} has {len(splits.classes)} class ({', '.join(splits.classes)}); a classifier "
-                          "needs at least 2 classes (one folder per class)")
+        raise CnnlabError(
+            f"{config.data} has {len(splits.classes)} class ({', '.join(splits.classes)}); a classifier "
+            "needs at least 2 classes (one folder per class)"
+        )
     return splits, chans
 
 
@@ -100,7 +102,9 @@ def check_input_size(model: nn.Module, name: str, in_chans: int, size: int) -> N
         raise CnnlabError(f"--input-size {size} is too small for {name} (at least {minimum})")
     try:
         with torch.device("meta"), torch.no_grad():
-            probe = create_model(name, num_classes=max(1, getattr(model, "num_classes", 1) or 1), in_chans=in_chans)
+            probe = create_model(
+                name, num_classes=max(1, getattr(model, "num_classes", 1) or 1), in_chans=in_chans
+            )
             probe.eval()(torch.empty(1, in_chans, size, size))
     except (RuntimeError, ValueError, AssertionError, IndexError) as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]

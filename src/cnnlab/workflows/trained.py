@@ -69,8 +69,11 @@ def load_trained(model=None, weights=None, *, num_classes: int | None = None, in
         raise CnnlabError(f"model must be a registered name or a cnnlab model, got {type(model).__name__}")
     get_entry(model)
     if weights is None and not quiet:
-        notice(f"{model}: no weights given, so this is a randomly initialised network (its answers are guesses); "
-               "pass weights: a run folder, a checkpoint or a pretrained tag such as 'imagenet'")
+        notice(
+            f"{model}: no weights given, so this is a randomly initialised network (its answers are "
+            "guesses); "
+            "pass weights: a run folder, a checkpoint or a pretrained tag such as 'imagenet'"
+        )
     built = create_model(model, num_classes=num_classes, in_chans=in_chans, weights=weights)
     trained = _from_module(built, source=_describe(weights), run=run_config(model, weights))
     trained.temperature = saved_temperature(weights) if trained.run is not None else 1.0
@@ -113,8 +116,10 @@ def model_of(weights) -> str:
     if weights is None:
         raise CnnlabError("give a model name, or weights (a run folder or a cnnlab checkpoint) that name it")
     if not isinstance(weights, str | os.PathLike) or not Path(weights).exists():
-        raise CnnlabError(f"{weights!r} is neither a registered model nor an existing run folder or checkpoint; "
-                          "run `cnnlab models` to list the models")
+        raise CnnlabError(
+            f"{weights!r} is neither a registered model nor an existing run folder or checkpoint; "
+            "run `cnnlab models` to list the models"
+        )
     p = Path(weights)
     run = _read_json(p / "config.json") if p.is_dir() else None
     if run and isinstance(run.get("model"), str):
@@ -126,8 +131,10 @@ def model_of(weights) -> str:
     except CheckpointError:
         name = None
     if not name:
-        raise CnnlabError(f"{p} does not say which model it is for (not a cnnlab run or checkpoint); give the model "
-                          "name too")
+        raise CnnlabError(
+            f"{p} does not say which model it is for (not a cnnlab run or checkpoint); give the model "
+            "name too"
+        )
     return name
 
 

@@ -49,8 +49,10 @@ def check_out(out) -> Path:
 def load_model(model, weights=None) -> tuple[nn.Module, list[str]]:
     """(model in eval mode, class names) from a registered name, a run folder or a built module."""
     if weights is None and not isinstance(model, nn.Module):
-        notice(f"{model}: no weights given, so this shows a randomly initialised network (its filters and maps "
-               "are noise); pass --weights RUN|FILE|imagenet")
+        notice(
+            f"{model}: no weights given, so this shows a randomly initialised network (its filters and maps "
+            "are noise); pass --weights RUN|FILE|imagenet"
+        )
     trained = load_trained(*model_and_weights(model, weights), quiet=True)
     return trained.model, trained.classes
 
@@ -72,7 +74,9 @@ def visualize_filters(model, weights=None, out="filters.png") -> VizResult:
     return VizResult(Path(out), what)
 
 
-def visualize_features(model, image, stage: str, weights=None, top: int = 16, out="features.png") -> VizResult:
+def visualize_features(
+    model, image, stage: str, weights=None, top: int = 16, out="features.png"
+) -> VizResult:
     """The ``top`` channels of ``stage`` (a stage name or module path) with the largest mean activation."""
     check_out(out)
     net, _ = load_model(model, weights)
@@ -101,8 +105,11 @@ def visualize_cam(model, image, weights=None, target=None, method: str = "gradca
     name = names[result.class_index] if result.class_index < len(names) else f"class_{result.class_index}"
     cam_lib.plot_cam(shown, result, name, out, title=f"{model_label(net)}: {_title_of(image)}")
     p = float(result.probs[result.class_index])
-    return VizResult(Path(out), f"{model_label(net)} {result.method} at {result.layer}: class {result.class_index} "
-                                f"'{name}' (p = {p:.3f})")
+    return VizResult(
+        Path(out),
+        f"{model_label(net)} {result.method} at {result.layer}: class {result.class_index} "
+        f"'{name}' (p = {p:.3f})",
+    )
 
 
 def visualize_deconv(model, image, weights=None, layer: str | None = None, channel: int | None = None,
