@@ -12,8 +12,13 @@ metrics.csv             one row per epoch: losses, top-1/top-5 (%), lr, seconds,
 tensorboard/            TensorBoard events of the same rows (``tensorboard --logdir runs``)
 curves.png              loss / top-1 / lr curves;  confusion.png: the best weights' confusion matrix
 skipped_files.tsv       unreadable images the loaders skipped (path, reason), only when there are any
-summary.json / .txt     best and last epoch, how the run ended, the skipped files, the files
+summary.json / .txt     best and last epoch, how the run ended, its wall time, the skipped files, the files
+report.html, interpret/ the run on one page and the analysis behind it (cnnlab.workflows.report)
+lr_find.png             with ``--lr auto``: the learning-rate range test run before training
+transfer.json           ``cnnlab finetune`` only: regime, freezing, parameters per part, cache
 ======================  =======================================================================
+
+Weights files carry the metadata of :mod:`cnnlab.weights.meta` (model, classes, preprocessing).
 """
 
 from __future__ import annotations
