@@ -16,11 +16,9 @@ WEIGHTS_HELP = ("checkpoint file, run folder or pretrained tag such as 'imagenet
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser(
-        "viz",
-        help="visualise filters, feature maps, CAMs and deconvnet projections",
-        description="Pictures of what a network has learned; each command writes one PNG.",
-    )
+    p = subparsers.add_parser("viz", help="visualise filters, feature maps, CAMs and deconvnet projections",
+                              description="Pictures of what a network has learned; each command writes one "
+                              "PNG.")
     sub = p.add_subparsers(dest="viz_command", metavar="WHAT", required=True)
 
     f = _common(sub.add_parser("filters", help="first conv layer's kernels as a tile grid",
@@ -34,15 +32,10 @@ def register(subparsers) -> None:
     f.add_argument("--top", type=int, default=16, help="channels shown (default 16)")
     f.set_defaults(func=run_features)
 
-    f = _common(
-        sub.add_parser(
-            "cam",
-            help="class activation map (CAM) or Grad-CAM for one image",
-            description="Where the evidence for one class lies: CAM (Zhou et al. 2016) for "
-            "global-average-pool + linear heads, Grad-CAM (Selvaraju et al. 2017) for any "
-            "model and stage.",
-        )
-    )
+    f = _common(sub.add_parser("cam", help="class activation map (CAM) or Grad-CAM for one image",
+                               description="Where the evidence for one class lies: CAM (Zhou et al. 2016) "
+                               "for global-average-pool + linear heads, Grad-CAM (Selvaraju et al. 2017) for "
+                               "any model and stage."))
     f.add_argument("--class", dest="target", default=None, metavar="IDX|NAME",
                    help="class index or name (default: the predicted class)")
     f.add_argument("--method", choices=("gradcam", "cam"), default="gradcam", help="default gradcam")

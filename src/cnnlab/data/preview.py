@@ -44,21 +44,10 @@ def _show(x: torch.Tensor, mean, std) -> np.ndarray:
     return x[..., 0] if x.shape[-1] == 1 else x
 
 
-def preview_grid(
-    splits,
-    out: str | Path,
-    preset: str | None = "alexnet",
-    *,
-    size: int = 224,
-    columns: int = 5,
-    seed: int = 0,
-    **options,
-) -> Path:
+def preview_grid(splits, out: str | Path, preset: str | None = "alexnet", *, size: int = 224,
+                 columns: int = 5, seed: int = 0, **options) -> Path:
     """Draw the grid for ``splits.train`` and write it atomically to ``out`` (PNG)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # the Agg backend: cnnlab.utils.figures sets it
 
     aug = resolve_augment(preset, **options)
     rows = augmentation_rows(aug)
@@ -69,9 +58,8 @@ def preview_grid(
     finally:
         dataset.transform = saved_transform
     pca = splits.pca if aug.pca_std else None
-    fig, axes = plt.subplots(
-        len(rows), columns + 1, figsize=(1.7 * (columns + 1), 1.7 * len(rows)), squeeze=False
-    )
+    size_in = (1.7 * (columns + 1), 1.7 * len(rows))
+    fig, axes = plt.subplots(len(rows), columns + 1, figsize=size_in, squeeze=False)
     torch.manual_seed(seed)
     for r, ((label, row_aug), image) in enumerate(zip(rows, originals)):
         transform = train_transform(row_aug, size, splits.mean, splits.std, "bilinear", pca)

@@ -133,6 +133,16 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO[Any]]
         fh.flush()
 
 
+def read_json_object(path: str | os.PathLike) -> dict | None:
+    """The JSON object in ``path``; ``None`` when the file is missing, unreadable or not an object."""
+    p = Path(path)
+    try:
+        data = json.loads(p.read_text(encoding="utf-8")) if p.is_file() else None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
 def write_text(path: str | os.PathLike, text: str) -> None:
     with atomic_write(path, "w") as fh:
         fh.write(text)

@@ -17,7 +17,6 @@ afresh there. ``train`` and ``finetune`` write the report at the end of every ru
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import time
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from pathlib import Path
 
 from ..config import build_config, check_number, document
 from ..errors import CnnlabError
-from ..utils.io import check_output_file, write_text
+from ..utils.io import check_output_file, read_json_object, write_text
 from ..viz import html as H
 from . import report_sections as S
 from .interpret import OUT_FOLDER, InterpretConfig, interpret, weights_fingerprint
@@ -66,8 +65,8 @@ def report(run, config: ReportConfig | dict | None = None, **overrides) -> Repor
     run_dir = _run_folder(run)
     out = Path(config.out) if config.out else run_dir / REPORT_FILE
     analysis, reused = _analysis(run_dir, config)
-    run = S.RunPage(run_dir, _read_json(run_dir / "config.json") or {},
-                    _read_json(run_dir / "summary.json") or {}, analysis)
+    run = S.RunPage(run_dir, read_json_object(run_dir / "config.json") or {},
+                    read_json_object(run_dir / "summary.json") or {}, analysis)
     sections = [("summary", "Run", S.summary(run)), ("model", "Model card", S.model_card(run)),
                 ("data", "Data", S.data(run)), ("training", "Training", S.training(run)),
                 ("errors", "Errors", S.errors(run)), ("calibration", "Calibration", S.calibration(run)),
@@ -116,24 +115,18 @@ def _run_folder(run) -> Path:
     return p
 
 
-def _read_json(path: Path) -> dict | None:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return None
-    return data if isinstance(data, dict) else None
 
 
 def _analysis(run_dir: Path, config: ReportConfig) -> tuple[dict, bool]:
     """interpret.json of the run's current weights and own split: reused when it is, else made."""
-    saved = _read_json(run_dir / OUT_FOLDER / "interpret.json")
-    run_config = _read_json(run_dir / "config.json") or {}
+    saved = read_json_object(run_dir / OUT_FOLDER / "interpret.json")
+    run_config = read_json_object(run_dir / "config.json") or {}
     if saved and not config.fresh and _current(saved, run_dir, run_config, config):
         return saved, True
     settings = InterpretConfig(top_k=config.top_k, device=config.device, batch_size=config.batch_size,
                                workers=config.workers, out=str(run_dir / OUT_FOLDER))
     interpret(run_dir, config=settings)
-    return _read_json(run_dir / OUT_FOLDER / "interpret.json") or {}, False
+    return read_json_object(run_dir / OUT_FOLDER / "interpret.json") or {}, False
 
 
 def _current(saved: dict, run_dir: Path, run_config: dict, config: ReportConfig) -> bool:

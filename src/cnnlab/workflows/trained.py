@@ -14,7 +14,6 @@ and its evaluation preprocessing, all from the weights:
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ from torch import nn
 from ..errors import CheckpointError, CnnlabError
 from ..models.base import DataConfig
 from ..registry import create_model, get_entry, list_models
+from ..utils.io import read_json_object
 from ..utils.log import notice
 from ..weights import default_class_names
 
@@ -83,7 +83,7 @@ def load_trained(model=None, weights=None, *, num_classes: int | None = None, in
 def saved_temperature(weights) -> float:
     """The temperature ``cnnlab interpret --save-temperature`` fitted for the run (1 when none is saved)."""
     p = Path(weights)
-    record = _read_json((p if p.is_dir() else p.parent) / "calibration.json") or {}
+    record = read_json_object((p if p.is_dir() else p.parent) / "calibration.json") or {}
     value = record.get("temperature", 1.0)
     return float(value) if isinstance(value, int | float) and 0 < value < 1e3 else 1.0
 
@@ -121,7 +121,7 @@ def model_of(weights) -> str:
             "run `cnnlab models` to list the models"
         )
     p = Path(weights)
-    run = _read_json(p / "config.json") if p.is_dir() else None
+    run = read_json_object(p / "config.json") if p.is_dir() else None
     if run and isinstance(run.get("model"), str):
         return run["model"]
     from ..weights import read_weights
@@ -143,13 +143,5 @@ def run_config(model_name: str, weights) -> dict | None:
     if not isinstance(weights, str | os.PathLike) or not Path(weights).exists():
         return None
     p = Path(weights)
-    data = _read_json((p if p.is_dir() else p.parent) / "config.json")
+    data = read_json_object((p if p.is_dir() else p.parent) / "config.json")
     return data if data and data.get("model") == model_name else None
-
-
-def _read_json(path: Path) -> dict | None:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return None
-    return data if isinstance(data, dict) else None
