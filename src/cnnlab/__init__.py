@@ -13,7 +13,8 @@ arguments override its fields):
 ``cnnlab.train``             train a model on a dataset into a run folder (exact resume, DDP)
 ``cnnlab.finetune``          transfer learning from trained weights (small / medium / large regimes)
 ``cnnlab.evaluate``          accuracy of a model or an ensemble, with test-time views
-``cnnlab.predict``           classify images with a trained model
+``cnnlab.predict``           classify images with a trained model (or an exported ONNX file)
+``cnnlab.export``            ONNX / TorchScript / torch.export file with metadata, parity checked
 ``cnnlab.load_trained``      a trained model with its class names and preprocessing
 ``cnnlab.lr_find``           the learning-rate range test (suggestions and lr_find.png)
 ``cnnlab.interpret``         per-class metrics, most confused pairs, top losses, calibration of a run
@@ -23,7 +24,8 @@ arguments override its fields):
 ===========================  =======================================================================
 
 Building blocks, imported on first use: ``cnnlab.analysis`` (parameters, MACs, shapes, receptive
-fields, memory, layer costs), ``cnnlab.data``, ``cnnlab.engine`` (the training loop), ``cnnlab.transfer``
+fields, memory, layer costs), ``cnnlab.data``, ``cnnlab.deploy`` (export formats, parity, onnxruntime),
+``cnnlab.engine`` (the training loop), ``cnnlab.transfer``
 (freezing, feature caches), ``cnnlab.weights`` (checkpoints), ``cnnlab.viz`` (pictures),
 ``cnnlab.scratch`` (the NumPy engine).
 """
@@ -43,6 +45,7 @@ _WORKFLOWS = {
     "finetune": ("cnnlab.workflows.finetune", "finetune"),
     "evaluate": ("cnnlab.workflows.evaluate", "evaluate"),
     "predict": ("cnnlab.workflows.predict", "predict"),
+    "export": ("cnnlab.workflows.export", "export"),
     "load_trained": ("cnnlab.workflows.trained", "load_trained"),
     "lr_find": ("cnnlab.workflows.lr_find", "lr_find"),
     "interpret": ("cnnlab.workflows.interpret", "interpret"),
@@ -50,10 +53,28 @@ _WORKFLOWS = {
     "download_weights": ("cnnlab.weights.hub", "download_weights"),
     "import_weights": ("cnnlab.weights.hub", "import_weights"),
 }
-_SUBPACKAGES = ("analysis", "data", "engine", "models", "scratch", "transfer", "viz", "weights", "workflows")
+_SUBPACKAGES = (
+    "analysis",
+    "data",
+    "deploy",
+    "engine",
+    "models",
+    "scratch",
+    "transfer",
+    "viz",
+    "weights",
+    "workflows",
+)
 
-__all__ = ["CnnlabError", "create_model", "list_models", "native_model", *_WORKFLOWS, *_SUBPACKAGES,
-           "__version__"]
+__all__ = [
+    "CnnlabError",
+    "create_model",
+    "list_models",
+    "native_model",
+    *_WORKFLOWS,
+    *_SUBPACKAGES,
+    "__version__",
+]
 
 
 def __getattr__(name: str):

@@ -66,10 +66,11 @@ def test_window_attention_is_one_batched_sdpa_call_per_block(swin_t_pair, monkey
     with torch.no_grad():
         model(torch.randn(2, 3, 224, 224))
     assert len(shapes) == 12  # one call per block: 2 + 2 + 6 + 2
-    # (batch, windows, heads, 7*7, head_dim 32); the shifted block's mask has one slice per window
-    assert shapes[0] == ((2, 64, 3, 49, 32), (3, 49, 49))
-    assert shapes[1] == ((2, 64, 3, 49, 32), (64, 3, 49, 49))
-    assert shapes[-1] == ((2, 1, 24, 49, 32), (24, 49, 49))  # 7x7 map: one window, no shift
+    # (batch * windows, heads, 7*7, head_dim 32): 4-D, as the ONNX exporter needs; the shifted block's
+    # mask has one slice per window of each image
+    assert shapes[0] == ((2 * 64, 3, 49, 32), (3, 49, 49))
+    assert shapes[1] == ((2 * 64, 3, 49, 32), (2 * 64, 3, 49, 49))
+    assert shapes[-1] == ((2 * 1, 24, 49, 32), (24, 49, 49))  # 7x7 map: one window, no shift
 
 
 def test_shift_mask_separates_regions():

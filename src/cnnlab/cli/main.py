@@ -8,13 +8,14 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 
 from ..errors import CnnlabError
 
 # Each module defines ``register(subparsers)``; its parsers set ``func(args) -> int``.
 SUBCOMMAND_MODULES = ("models", "predict", "evaluate", "analysis", "data", "train", "finetune", "scratch",
-                      "viz", "lr_find", "interpret", "report", "weights")
+                      "viz", "lr_find", "interpret", "report", "weights", "export")
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -63,6 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("cnnlab: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the output went to a reader that stopped (`| head`): not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
+        return 141
 
 
 if __name__ == "__main__":

@@ -23,7 +23,8 @@ Implementation notes (no change to the maths):
 * Features are channels-last (B, H, W, C) inside, as in torchvision; the stage outputs are
   channels-last too, while ``forward_features`` returns the normed final map as (B, C, H, W).
 * Window attention runs for all windows and heads at once: ``scaled_dot_product_attention`` on
-  (B, windows, heads, M*M, head_dim) tensors, with bias + shift mask as its additive ``attn_mask``.
+  (B * windows, heads, M*M, head_dim) tensors (4-D, which every backend and the ONNX exporter take),
+  with bias + shift mask as its additive ``attn_mask``.
   The mask value is -100 (the reference code's), not -inf.
 * Other input sizes: maps are padded at the bottom/right to window multiples; a map no larger than
   the window is not shifted (torchvision's rule), and patch merging pads odd sizes.
@@ -138,13 +139,17 @@ class ShiftedWindowAttention(nn.Module):
         win = window_partition(x, m)  # (B, nW, n, C)
         nw, n = win.shape[1:3]
         qkv = self.qkv(win).view(b, nw, n, 3, self.heads, c // self.heads)
-        q, k, v = qkv.permute(3, 0, 1, 4, 2, 5)  # each (B, nW, heads, n, d)
+        q, k, v = qkv.permute(3, 0, 1, 4, 2, 5).flatten(1, 2)  # each (B * nW, heads, n, d)
         mask = self.position_bias()  # (heads, n, n), broadcast over batch and windows
         if any(shift):
             mask = mask + shift_mask(ph, pw, m, shift, x.device)[:, None].to(mask.dtype)  # (nW, heads, n, n)
+            mask = mask.expand(b, -1, -1, -1, -1).flatten(0, 1)  # (B * nW, heads, n, n)
         p = self.attention_dropout if self.training else 0.0
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask.to(q.dtype), dropout_p=p)
-        out = self.proj_drop(self.proj(out.transpose(2, 3).reshape(b, nw, n, c)))
+        out = out.transpose(1, 2)  # (B * nW, n, heads, d)
+        if torch.compiler.is_exporting():  # the exporter may decompose SDPA into another memory layout
+            out = out.clone(memory_format=torch.contiguous_format)  # than the one the graph's view saw
+        out = self.proj_drop(self.proj(out.reshape(b, nw, n, c)))
         x = window_merge(out, m, ph, pw)
         if any(shift):
             x = torch.roll(x, shifts=shift, dims=(1, 2))

@@ -9,6 +9,10 @@ image is its top-k (class index, class name, probability; the softmax is taken o
 ``cnnlab interpret --save-temperature`` saved for the run, if any). A folder stands for the images in it
 (sorted, not recursive). An image that cannot be read gives an error entry instead of stopping the
 others.
+
+An ONNX file (``cnnlab export``'s, or one made elsewhere with ``input_size``/``mean``/``std`` given) is
+run by onnxruntime with the class names, preprocessing and temperature embedded in it, without
+building a torch model (:mod:`cnnlab.deploy.runtime`).
 """
 
 from __future__ import annotations
@@ -16,11 +20,13 @@ from __future__ import annotations
 import csv
 import io
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 
+from ..deploy.runtime import OnnxClassifier
 from ..errors import CnnlabError
 from ..utils.io import atomic_write
 from ..utils.threads import model_macs, set_threads
@@ -48,15 +54,30 @@ class Prediction:
         return asdict(self)
 
 
-def predict(model, images, weights=None, topk: int = 5, device: str = "cpu") -> list[Prediction]:
+def predict(model, images, weights=None, topk: int = 5, device: str = "cpu", *, input_size: int | None = None,
+            mean=None, std=None) -> list[Prediction]:
     """Top-``topk`` classes of each image (paths, folders, PIL images or uint8 arrays), in input order.
-    ``model``: a registered name, a run folder / cnnlab checkpoint (then ``weights`` stays ``None``), or
-    a built model."""
+    ``model``: a registered name, a run folder / cnnlab checkpoint (then ``weights`` stays ``None``), a
+    built model, or an ONNX file (run by onnxruntime with the preprocessing and class names embedded
+    by ``cnnlab export``; ``input_size``/``mean``/``std`` give or override them, for ONNX files only)."""
+    from ..deploy.runtime import is_onnx_file, load_onnx_classifier
+
     if isinstance(topk, bool) or not isinstance(topk, int) or topk < 1:
         raise CnnlabError(f"topk must be an integer >= 1, got {topk!r}")
+    if is_onnx_file(model):
+        if weights is not None or device not in ("cpu", "auto"):
+            raise CnnlabError("an ONNX file runs on the CPU with the weights inside it; "
+                              "drop --weights/--device")
+        classifier = load_onnx_classifier(model, input_size, mean, std)
+        return classify(classifier, expand_images(images), topk, classifier)
+    if (input_size, mean, std) != (None, None, None):
+        raise CnnlabError("--input-size/--mean/--std are for ONNX files; "
+                          "a cnnlab model brings its preprocessing")
     dev = resolve_device(device)
     trained = load_trained(*model_and_weights(model, weights))
-    return classify(trained, expand_images(images), topk, dev)
+    model = trained.model.to(dev)
+    set_threads(BATCH * (model_macs(model, trained.preprocessing.input_size) or 0) or None)
+    return classify(trained, expand_images(images), topk, lambda x: model(x.to(dev)))
 
 
 def expand_images(images) -> list:
@@ -67,7 +88,9 @@ def expand_images(images) -> list:
     out = []
     for image in images:
         if isinstance(image, str | os.PathLike) and Path(image).is_dir():
-            files = sorted(p for p in Path(image).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+            files = sorted(
+                p for p in Path(image).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+            )
             if not files:
                 raise CnnlabError(f"{image}: a folder without image files ({', '.join(IMAGE_SUFFIXES)})")
             out += [str(p) for p in files]
@@ -76,11 +99,14 @@ def expand_images(images) -> list:
     return out
 
 
-def classify(trained: Trained, images: list, topk: int, device: torch.device) -> list[Prediction]:
+def classify(
+    source: Trained | OnnxClassifier, images: list, topk: int, forward: Callable
+) -> list[Prediction]:
+    """Read, preprocess and classify ``images`` with ``source``'s transform, classes and temperature;
+    ``forward``: float batch -> logits (the torch model, or onnxruntime)."""
     from ..data.images import read_image
 
-    model, transform = trained.model.to(device), trained.transform()
-    set_threads(BATCH * (model_macs(model, trained.preprocessing.input_size) or 0) or None)
+    trained, transform = source, source.transform()
     results, batch = [], []
     for i, image in enumerate(images):
         label = os.fspath(image) if isinstance(image, str | os.PathLike) else f"image {i}"
@@ -91,19 +117,19 @@ def classify(trained: Trained, images: list, topk: int, device: torch.device) ->
         except CnnlabError as exc:
             pred.error = str(exc)
         if len(batch) == BATCH:
-            _classify(model, batch, trained, topk, device)
+            _classify(forward, batch, trained, topk)
             batch = []
     if batch:
-        _classify(model, batch, trained, topk, device)
+        _classify(forward, batch, trained, topk)
     return results
 
 
 @torch.no_grad()
-def _classify(model, batch, trained: Trained, topk: int, device) -> None:
+def _classify(forward: Callable, batch, trained: Trained | OnnxClassifier, topk: int) -> None:
     """Top-k of a batch: softmax of the logits over the run's saved temperature (1 when none)."""
     names = trained.classes
-    x = torch.stack([t for _, t in batch]).to(device)
-    probs = torch.softmax(model(x).float() / trained.temperature, dim=1).cpu()
+    x = torch.stack([t for _, t in batch])
+    probs = torch.softmax(forward(x).float().cpu() / trained.temperature, dim=1)
     values, indices = probs.topk(min(topk, probs.shape[1]), dim=1)
     for (pred, _), vals, idxs in zip(batch, values.tolist(), indices.tolist()):
         pred.top = [TopK(i, names[i], p) for i, p in zip(idxs, vals)]
