@@ -3,10 +3,11 @@
 The default run exports one model of every family file (``FAMILY``; where a family mixes operators,
 the member that carries the most of them: SE + grouped convolutions for the ResNet file, LRN + grouped
 convolutions for AlexNet), except VGG and ZFNet, whose forward is AlexNet's (``ConvFCNet``: the same
-code with other layer tables) and whose 130-million-parameter files would double the test's time. ``CNNLAB_EXPORT_ALL=signatures`` exports one model per operator signature
-(the models of a family file built from the same set of module types, grouped convolutions told
-apart, differ only in depth and width): 29 models, ``test_signature_representatives_cover_the_registry``
-recomputes those sets. ``CNNLAB_EXPORT_ALL=1`` exports every registered model.
+code with other layer tables) and whose 130-million-parameter files would double the test's time.
+``CNNLAB_EXPORT_ALL=signatures`` exports one model per operator signature (the models of a family
+file built from the same set of module types, grouped convolutions told apart, differ only in depth
+and width): 29 models, ``test_signature_representatives_cover_the_registry`` recomputes those sets.
+``CNNLAB_EXPORT_ALL=1`` exports every registered model.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ from cnnlab.workflows.export import export
 from .conftest import varied
 
 FAMILY = [
-    "alexnet_2012", "densenet_bc100_k12", "efficientnet_b0", "googlenet", "lenet5", "mobilenet_v2", "nin_cifar",
-    "preact_resnet50", "resnet20", "se_resnext50_32x4d", "swin_t", "vit_ti_16", "xception",
+    "alexnet_2012", "densenet_bc100_k12", "efficientnet_b0", "googlenet", "lenet5", "mobilenet_v2",
+    "nin_cifar", "preact_resnet50", "resnet20", "se_resnext50_32x4d", "swin_t", "vit_ti_16", "xception",
 ]
 SAME_FORWARD = {"cnnlab.models.vgg": "vgg11_bn", "cnnlab.models.zfnet": "zfnet"}  # ConvFCNet, as AlexNet
 SIGNATURES = [
@@ -79,7 +80,8 @@ def test_every_family_file_has_a_representative():
         with torch.device("meta"):
             model = cnnlab.create_model(name)
         kind = type(model)
-        assert kind.forward_features is ConvFCNet.forward_features and kind.forward_head is ConvFCNet.forward_head
+        assert kind.forward_features is ConvFCNet.forward_features
+        assert kind.forward_head is ConvFCNet.forward_head
 
 
 @pytest.mark.slow
