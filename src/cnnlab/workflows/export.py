@@ -137,39 +137,23 @@ def export(model, weights=None, config: ExportConfig | dict | None = None, **ove
     out = check_output_file(config.out, "-o")
     if isinstance(model, str) and weights is None and ":" in model and not Path(model).exists():
         model, weights = parse_member(model)  # "MODEL:WEIGHTS"
-    trained = load_trained(*model_and_weights(model, weights))
-    trained = _with_input_size(trained, config.input_size)
-    fmt = FORMATS[config.format]
+    trained = _with_input_size(load_trained(*model_and_weights(model, weights)), config.input_size)
     batch = None if config.batch == "dynamic" else int(config.batch)
-    seeded = torch.Generator().manual_seed(1)
-    example = torch.randn(batch or 2, *trained.preprocessing.input_size, generator=seeded)
-    set_threads(example.shape[0] * (model_macs(trained.model, trained.preprocessing.input_size) or 0) or None)
+    size = trained.preprocessing.input_size
+    example = torch.randn(batch or 2, *size, generator=torch.Generator().manual_seed(1))
+    set_threads(example.shape[0] * (model_macs(trained.model, size) or 0) or None)
     calibration = _calibration_batches(trained, config, batch) if config.quantize else None
     folded, n_folded = fold_batchnorm(trained.model, example) if config.fold_bn else (trained.model, 0)
-    to_write = HalfIO(folded) if config.half else folded
+    fmt = FORMATS[config.format]
     meta = export_metadata(trained, fmt=fmt.name, precision=config.precision, batch=batch, bn_folded=n_folded)
     with atomic_path(out) as tmp:
-        _write(fmt, to_write, example, tmp, batch is None, meta, config, trained.name)
+        _write(fmt, HalfIO(folded) if config.half else folded, example, tmp, batch is None, meta, config,
+               trained.name)
         if calibration is not None:
             _quantize_in_place(tmp, calibration)
         check = _parity(fmt, tmp, trained, config, batch, calibration)
-        if not check.ok:
-            raise P.ParityError(
-                f"{trained.name} exported to {fmt.name} differs from PyTorch: {check.text()}; no file written"
-            )
-    return ExportResult(
-        out,
-        fmt.name,
-        config.precision,
-        trained.name,
-        trained.preprocessing.input_size,
-        config.batch,
-        n_folded,
-        check,
-        out.stat().st_size,
-        time.perf_counter() - started,
-        meta,
-    )
+    return ExportResult(out, fmt.name, config.precision, trained.name, size, config.batch, n_folded, check,
+                        out.stat().st_size, time.perf_counter() - started, meta)
 
 
 document(export, ExportConfig)
@@ -218,14 +202,16 @@ def _parity(fmt, path: Path, trained: Trained, config: ExportConfig, batch: int 
         sizes = PARITY_BATCHES if batch is None else (batch, batch)
         tolerance = config.tolerance or (P.FP16_TOLERANCE if config.half else P.FP32_TOLERANCE)
         batches = P.random_batches(trained.preprocessing.input_size, sizes)
-        return P.compare(trained.model, candidate, batches, tolerance)
+        check = P.compare(trained.model, candidate, batches, tolerance)
     except CnnlabError:
         raise
     except Exception as exc:  # noqa: BLE001 - a runtime that cannot run the file: one line
-        raise ExportFailed(
-            f"{trained.name} exported to {fmt.name} ({config.precision}) does not run in its "
-            f"runtime: {first_line(exc)}; no file written"
-        ) from None
+        raise ExportFailed(f"{trained.name} exported to {fmt.name} ({config.precision}) does not run in its "
+                           f"runtime: {first_line(exc)}; no file written") from None
+    if not check.ok:
+        raise P.ParityError(f"{trained.name} exported to {fmt.name} differs from PyTorch: {check.text()}; "
+                            "no file written")
+    return check
 
 
 def _calibration_batches(trained: Trained, config: ExportConfig, batch: int | None) -> list[torch.Tensor]:
