@@ -29,6 +29,13 @@ REFERENCE: dict[str, Ref] = {
     "zfnet": Ref(62_357_608, 1.168),
     "vgg16": Ref(138_357_544, 15.47),
     "vgg19": Ref(143_667_240, 19.63),
+    # the other VGGs: torchvision's weights meta (num_params, _ops)
+    "vgg11": Ref(132_863_336, 7.609),
+    "vgg11_bn": Ref(132_868_840, 7.609),
+    "vgg13": Ref(133_047_848, 11.308),
+    "vgg13_bn": Ref(133_053_736, 11.308),
+    "vgg16_bn": Ref(138_365_992, 15.47),
+    "vgg19_bn": Ref(143_678_248, 19.632),
     "googlenet": Ref(6_624_904, 1.498, kwargs=NO_AUX),
     "googlenet_paper": Ref(7_005_832, 1.583, kwargs=NO_AUX),
     "resnet18": Ref(11_689_512, 1.81),
@@ -69,5 +76,7 @@ REFERENCE: dict[str, Ref] = {
     "efficientnet_b7": Ref(66_347_960, 37.746),
     "efficientnet_lite0": Ref(4_652_008, 0.385),
     "vit_b_16": Ref(86_567_656, 17.56),
+    "vit_b_32": Ref(88_224_232, 4.409),  # torchvision's weights meta
+    "vit_l_16": Ref(304_326_632, 61.555),
     "swin_t": Ref(28_288_354, 4.49),
 }
