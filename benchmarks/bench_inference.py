@@ -229,8 +229,13 @@ def main() -> None:
         "numpy": np.__version__,
         "rows": rows,
     }
+    if args.models != list(MODELS) and RESULTS.exists():  # a partial re-run replaces only its own rows
+        import json
+
+        kept = [r for r in json.loads(RESULTS.read_text())["rows"] if r["model"] not in args.models]
+        results["rows"] = sorted(kept + rows, key=lambda r: list(MODELS).index(r["model"]))
     write_json(RESULTS, results)
-    print(table(rows))
+    print(table(results["rows"]))
     print(
         f"images/s; (ratio to timm eager); int8 agree: top-1 agreement of int8 with fp32 on photos. "
         f"wrote {RESULTS}"

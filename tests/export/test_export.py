@@ -220,3 +220,11 @@ def test_output_folder_and_missing_out_are_refused(checkpoint, tmp_path):
         export(str(checkpoint), out=tmp_path)
     with pytest.raises(CnnlabError, match="-o FILE"):
         export(str(checkpoint))
+
+
+def test_lenet5_rbf_output_exports_as_trained_on_digits(tmp_path):
+    # the README's run: 1-channel LeNet-5 with the RBF output layer (torch.cdist there made the ONNX
+    # exporter fail with "No ONNX function found for aten._cdist_forward")
+    model = varied(cnnlab.create_model("lenet5", num_classes=10, in_chans=1))
+    result = export(model, out=tmp_path / "l.onnx")
+    assert result.parity.ok and result.parity.top1 == 1.0

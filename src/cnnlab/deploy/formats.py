@@ -54,8 +54,10 @@ def _batch_dim(dynamic: bool):
 def first_line(exc: BaseException) -> str:
     """The first informative line of an exporter's (often very long) message, with the operators it
     names (``aten.xyz``), at most 300 characters."""
-    text = str(exc).strip()
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip()  # the exporter colours its messages
     ops = sorted(set(re.findall(r"aten[.:]{1,2}\w+(?:\.\w+)?", text)))
+    if "## Exception summary" in text:  # torch.onnx's report: the cause is the first line after this
+        text = text.split("## Exception summary", 1)[1].strip()
     line = next((s.strip() for s in text.splitlines() if s.strip()), type(exc).__name__)
     line = line[:240] + ("..." if len(line) > 240 else "")
     return f"{line} (operators: {', '.join(ops[:5])})" if ops else line

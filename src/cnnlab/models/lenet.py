@@ -96,7 +96,9 @@ class RBFOutput(nn.Module):
         self.in_features = in_features
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return -torch.cdist(x, self.centres.to(x.dtype)).pow(2) / self.temperature
+        # squared distances written out rather than torch.cdist: exact, and every exporter takes it
+        # (the ONNX exporter has no cdist, whose batch-size-dependent algorithm it cannot translate)
+        return -(x.unsqueeze(1) - self.centres.to(x.dtype)).pow(2).sum(-1) / self.temperature
 
 
 class LeNet5(ClassifierModel):
