@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from ..errors import CnnlabError
+from ..utils.log import quiet
 from .metadata import EXTRA_FILE, from_json, to_json
 
 INPUT_NAME, OUTPUT_NAME = "input", "logits"
@@ -71,7 +72,7 @@ def write_onnx(model: nn.Module, example: torch.Tensor, path: Path, dynamic: boo
                opset: int) -> None:
     import onnx
 
-    with warnings.catch_warnings(), _quiet_onnx_logs():
+    with warnings.catch_warnings(), quiet(*ONNX_LOGGERS):
         warnings.simplefilter("ignore")
         program = torch.onnx.export(model, (example,), dynamo=True, opset_version=opset,
                                     input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
@@ -117,24 +118,7 @@ def read_onnx_metadata(path) -> dict[str, str]:
     return {p.key: p.value for p in proto.metadata_props}
 
 
-class _quiet_onnx_logs:
-    """The exporter and its graph optimiser log every pass at INFO; keep that out of the user's terminal
-    (errors still raise)."""
-
-    NAMES = ("torch.onnx", "torch.export", "onnxscript", "onnx_ir")
-
-    def __enter__(self):
-        import logging
-
-        self._loggers = [logging.getLogger(n) for n in self.NAMES]
-        self._levels = [lg.level for lg in self._loggers]
-        for lg in self._loggers:
-            lg.setLevel(logging.ERROR)
-
-    def __exit__(self, *exc):
-        for lg, level in zip(self._loggers, self._levels):
-            lg.setLevel(level)
-        return False
+ONNX_LOGGERS = ("torch.onnx", "torch.export", "onnxscript", "onnx_ir")  # they log every pass at INFO
 
 
 # ---------------------------------------------------------------------------------------------------

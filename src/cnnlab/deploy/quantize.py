@@ -13,8 +13,6 @@ graph clean-up come first (``quant_pre_process``), as onnxruntime recommends.
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import tempfile
 from pathlib import Path
 
@@ -22,20 +20,8 @@ import numpy as np
 import torch
 
 from ..errors import CnnlabError
+from ..utils.log import quiet
 from .formats import INPUT_NAME, first_line
-
-
-@contextlib.contextmanager
-def _quiet_root_logger():
-    """onnxruntime's quantiser warns through the root logger about every tensor it leaves per-tensor
-    (LayerNorm weights have no channel axis, for instance); those are not the user's business."""
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        root.setLevel(level)
 
 
 def _ends(path: Path) -> list[str]:
@@ -63,7 +49,9 @@ def quantize_int8(source: Path, target: Path, batches: list[torch.Tensor]) -> No
 
     if not batches:
         raise CnnlabError("int8 quantisation needs calibration images")
-    with tempfile.TemporaryDirectory(prefix="cnnlab-quant-") as tmp, _quiet_root_logger():
+    # onnxruntime's quantiser warns through the root logger about every tensor it leaves per-tensor
+    # (LayerNorm weights have no channel axis): not the user's business
+    with tempfile.TemporaryDirectory(prefix="cnnlab-quant-") as tmp, quiet(""):
         prepared = Path(tmp) / "prepared.onnx"
         try:
             quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)

@@ -16,8 +16,6 @@ afresh there. ``train`` and ``finetune`` write the report at the end of every ru
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +23,7 @@ from pathlib import Path
 from ..config import build_config, check_number, document
 from ..errors import CnnlabError
 from ..utils.io import check_output_file, read_json_object, write_text
+from ..utils.log import quiet
 from ..viz import html as H
 from . import report_sections as S
 from .interpret import OUT_FOLDER, InterpretConfig, interpret, weights_fingerprint
@@ -83,26 +82,13 @@ def end_of_run(run_dir: Path, device) -> Path | None:
     """The report at the end of a ``train``/``finetune`` run (on its device). A failure the user can
     fix is one line, and the run stands: it is complete without its report."""
     try:
-        with _quiet():
+        with quiet("cnnlab"):
             result = report(run_dir, device=getattr(device, "type", str(device)))
     except CnnlabError as exc:
         print(f"report not written: {exc}; write it later with: cnnlab report {run_dir}")
         return None
     print(f"report {result.path} ({result.seconds:.1f} s)")
     return result.path
-
-
-@contextlib.contextmanager
-def _quiet():
-    """No notices: the run has just read the same data and said what there was to say about it (the
-    files it skipped, ...); the report's second reading would repeat it."""
-    logger = logging.getLogger("cnnlab")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
 
 
 def _run_folder(run) -> Path:
