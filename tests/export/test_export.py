@@ -195,6 +195,25 @@ def test_int8_is_quantised_and_calibrated_on_the_images(checkpoint, images, tmp_
     assert not list(tmp_path.glob(".*"))  # no temporaries left
 
 
+def test_evaluate_scores_onnx_files_beside_their_checkpoint(checkpoint, images, tmp_path):
+    """`cnnlab evaluate` takes exported files as members: the float32 file scores exactly as its
+    checkpoint on a labelled split, classes matched by the names embedded in the file."""
+    data = tmp_path / "data"
+    for i, png in enumerate(sorted(images.iterdir())):  # two of the checkpoint's three classes
+        (data / ("dog", "emu")[i % 2]).mkdir(parents=True, exist_ok=True)
+        (data / ("dog", "emu")[i % 2] / png.name).write_bytes(png.read_bytes())
+    fp32 = export(str(checkpoint), out=tmp_path / "f.onnx").path
+    int8 = export(str(checkpoint), out=tmp_path / "q.onnx", quantize="int8", calibration=str(images)).path
+    result = cnnlab.evaluate([f"lenet5_relu:{checkpoint}", str(fp32), str(int8)], str(data), val_split=0.5,
+                             device="cpu", keep_probs=True)
+    torch_line, onnx_line, int8_line = result.members
+    assert result.classes == ["dog", "emu"] and onnx_line.count == torch_line.count == int8_line.count == 6
+    torch.testing.assert_close(onnx_line.probs, torch_line.probs, atol=1e-5, rtol=0)
+    assert onnx_line.top1 == torch_line.top1 and abs(onnx_line.loss - torch_line.loss) < 1e-5
+    assert (onnx_line.probs - int8_line.probs).abs().max() > 0  # the int8 file is scored, not a copy
+    assert onnx_line.label == str(fp32) and onnx_line.probs.shape == (6, 2)
+
+
 @pytest.mark.parametrize(("overrides", "message"), [
     ({"format": "torchscript", "opset": 17}, "--opset applies to ONNX only"),
     ({"quantize": "int8"}, "needs --calibration"),

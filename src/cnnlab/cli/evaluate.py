@@ -26,8 +26,8 @@ def register(subparsers) -> None:
         "models",
         nargs="+",
         metavar="MODEL[:WEIGHTS]",
-        help="model name and a run folder, checkpoint file or pretrained tag (e.g. lenet5:runs/a); "
-        "several make an ensemble",
+        help="model name and a run folder, checkpoint file or pretrained tag (e.g. lenet5:runs/a), or "
+        "an ONNX file from `cnnlab export` (run by onnxruntime); several make an ensemble",
     )
     p.add_argument(
         "--data",

@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from ..errors import CnnlabError
 from ..models.base import DataConfig
@@ -51,6 +52,20 @@ class OnnxClassifier:
                 chunk = torch.cat([chunk, chunk.new_zeros((self.batch - n, *chunk.shape[1:]))])
             out.append(torch.from_numpy(self.session.run(None, {name: chunk.numpy()})[0][:n]))
         return torch.cat(out)
+
+
+class OnnxModule(nn.Module):
+    """An :class:`OnnxClassifier` where code expects a torch classifier (``cnnlab evaluate``): a
+    forward pass runs onnxruntime on the CPU and returns the logits on the input's device."""
+
+    def __init__(self, classifier: OnnxClassifier):
+        super().__init__()
+        self.classifier = classifier
+        self.num_classes = len(classifier.classes)
+        self.default_cfg = classifier.preprocessing
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(x.detach().float().cpu().contiguous()).to(x.device)
 
 
 def is_onnx_file(model) -> bool:

@@ -7,7 +7,9 @@ the per-class top-1, on the validation split of the data (the split ``cnnlab tra
 :class:`EvaluateConfig`; keyword arguments override its fields.
 
 Members are ``MODEL[:WEIGHTS]`` strings (a run folder, a checkpoint file or a pretrained tag; no
-weights: an untrained network, with a notice), :class:`Member` objects or modules. Each member is
+weights: an untrained network, with a notice), ONNX files written by ``cnnlab export`` (run by
+onnxruntime with the preprocessing and class names embedded in them, so an int8 file's accuracy is
+measured beside its PyTorch source), :class:`Member` objects or modules. Each member is
 loaded by :func:`cnnlab.workflows.trained.load_trained` and sees the data through the preprocessing
 saved with its weights (the one its run validated with), and the views of :mod:`cnnlab.data.tta` are
 built on it. How views and members are combined (``mean_prob``, ``mean_logit``) and tallied is

@@ -43,8 +43,14 @@ def parse_member(spec: str) -> tuple[str, str | None]:
 
 
 def load_member(spec: str) -> Member | str:
-    """A trained :class:`Member` from ``MODEL:WEIGHTS``; an untrained one is built once the data is
-    known, so this returns the bare model name for ``MODEL``."""
+    """A trained :class:`Member` from ``MODEL:WEIGHTS`` or an ONNX file (``cnnlab export``: run by
+    onnxruntime with its embedded preprocessing and class names); an untrained one is built once the
+    data is known, so this returns the bare model name for ``MODEL``."""
+    from ..deploy.runtime import OnnxModule, is_onnx_file, load_onnx_classifier
+
+    if is_onnx_file(spec):
+        c = load_onnx_classifier(spec)
+        return Member(OnnxModule(c), c.transform(), c.classes, str(spec), None, c.preprocessing.input_size[0])
     name, weights = parse_member(spec)
     if weights is None:
         return name
