@@ -113,6 +113,9 @@ def contenders(name: str, ours, peer, args, folder: Path) -> tuple[dict, dict]:
     runs, facts = {"cnnlab eager": ours}, {}
     if peer is not None:
         runs["timm eager"] = peer
+    # dynamo's caches are per process: without a reset, the models timed before this one use up its
+    # recompilation budget and torch.compile quietly runs this one eagerly
+    torch._dynamo.reset()
     compiled = torch.compile(ours)
     t = time.perf_counter()
     with torch.inference_mode():

@@ -212,6 +212,11 @@ def test_evaluate_scores_onnx_files_beside_their_checkpoint(checkpoint, images, 
     assert onnx_line.top1 == torch_line.top1 and abs(onnx_line.loss - torch_line.loss) < 1e-5
     assert (onnx_line.probs - int8_line.probs).abs().max() > 0  # the int8 file is scored, not a copy
     assert onnx_line.label == str(fp32) and onnx_line.probs.shape == (6, 2)
+    bare = onnx.load(str(fp32))
+    del bare.metadata_props[:]  # as if written elsewhere: no preprocessing, no classes
+    onnx.save(bare, str(tmp_path / "bare.onnx"))
+    with pytest.raises(CnnlabError, match="carries no cnnlab preprocessing"):
+        cnnlab.evaluate([str(tmp_path / "bare.onnx")], str(data), val_split=0.5, device="cpu")
 
 
 @pytest.mark.parametrize(("overrides", "message"), [

@@ -46,9 +46,15 @@ def load_member(spec: str) -> Member | str:
     """A trained :class:`Member` from ``MODEL:WEIGHTS`` or an ONNX file (``cnnlab export``: run by
     onnxruntime with its embedded preprocessing and class names); an untrained one is built once the
     data is known, so this returns the bare model name for ``MODEL``."""
+    from ..deploy.formats import read_onnx_metadata
     from ..deploy.runtime import OnnxModule, is_onnx_file, load_onnx_classifier
 
     if is_onnx_file(spec):
+        if "preprocessing" not in read_onnx_metadata(spec):
+            raise CnnlabError(
+                f"{spec} carries no cnnlab preprocessing: evaluate takes ONNX files written by "
+                "`cnnlab export` (`cnnlab predict` runs others with --input-size/--mean/--std)"
+            )
         c = load_onnx_classifier(spec)
         return Member(OnnxModule(c), c.transform(), c.classes, str(spec), None, c.preprocessing.input_size[0])
     name, weights = parse_member(spec)
