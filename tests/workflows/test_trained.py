@@ -77,7 +77,8 @@ def test_predict_a_run_folder_a_folder_of_images_into_a_csv(digits_run, tmp_path
     # the probabilities are the model's own on the run's preprocessing
     trained = cnnlab.load_trained(weights=str(digits_run))
     x = trained.transform()(Image.open(images / "0.png").convert("L")).unsqueeze(0)
-    p = torch.softmax(trained.model(x), 1)[0]
+    with torch.no_grad():
+        p = torch.softmax(trained.model(x), 1)[0]
     assert direct.top[0].prob == pytest.approx(float(p.max()), rel=1e-5)
 
 
