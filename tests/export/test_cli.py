@@ -73,6 +73,9 @@ def test_an_export_error_is_one_line_from_the_real_command(checkpoint, tmp_path)
     (["export", "{ckpt}", "-o", "m.onnx", "--quantize", "int4"], "invalid choice: 'int4'"),
     (["export", "{ckpt}"], "the following arguments are required: -o/--out"),
     (["predict", "lenet5", "x.png", "--mean", "0.5"], "are for ONNX files"),
+    (["predict", "gone.onnx", "x.png"], "gone.onnx: no such ONNX file"),
+    (["evaluate", "gone.onnx", "--data", "digits"], "gone.onnx: no such ONNX file"),
+    (["export", "gone.onnx", "-o", "m.onnx"], "gone.onnx is an ONNX file: export takes a model"),
 ])
 def test_cli_errors_are_one_line_and_write_nothing(args, message, checkpoint, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)

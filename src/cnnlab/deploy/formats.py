@@ -111,6 +111,8 @@ def onnx_session(path, threads: int | None = None):
 def read_onnx_metadata(path) -> dict[str, str]:
     import onnx
 
+    if not Path(path).is_file():
+        raise CnnlabError(f"{path}: no such ONNX file")
     try:
         proto = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # noqa: BLE001 - protobuf decode errors have no common base

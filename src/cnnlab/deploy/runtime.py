@@ -69,11 +69,9 @@ class OnnxModule(nn.Module):
 
 
 def is_onnx_file(model) -> bool:
-    return (
-        isinstance(model, str | os.PathLike)
-        and Path(model).suffix.lower() == ".onnx"
-        and Path(model).is_file()
-    )
+    """Whether ``model`` names an ONNX file (no model name ends in ``.onnx``: a missing file is
+    reported as such when it is read)."""
+    return isinstance(model, str | os.PathLike) and Path(model).suffix.lower() == ".onnx"
 
 
 def load_onnx_classifier(path, input_size: int | None = None, mean=None, std=None) -> OnnxClassifier:

@@ -135,6 +135,8 @@ def export(model, weights=None, config: ExportConfig | dict | None = None, **ove
     config = build_config(ExportConfig, config, overrides)
     config.check()
     out = check_output_file(config.out, "-o")
+    if isinstance(model, str | os.PathLike) and str(model).lower().endswith(".onnx"):
+        raise CnnlabError(f"{model} is an ONNX file: export takes a model, a run folder or a checkpoint")
     if isinstance(model, str) and weights is None and ":" in model and not Path(model).exists():
         model, weights = parse_member(model)  # "MODEL:WEIGHTS"
     trained = _with_input_size(load_trained(*model_and_weights(model, weights)), config.input_size)
