@@ -15,6 +15,7 @@ import importlib
 
 _LAZY = {
     "open_dataset": "splits",
+    "resolve_spec": "splits",
     "Splits": "splits",
     "build_transform": "transforms",
     "eval_transform": "transforms",

@@ -198,6 +198,19 @@ def _open_csv(path: Path, in_chans: int, val_split, seed: int, split_file, stats
 OPENERS = {"digits": _open_digits, **{k: _array_opener(k) for k in arrays.ARRAY_READERS}}
 
 
+def resolve_spec(spec):
+    """``spec`` with its folder or file made absolute (``photos`` -> ``/home/me/photos``,
+    ``cifar10:data`` -> ``cifar10:/home/me/data``), so that a run's record of its data opens from any
+    working folder; a built-in name, an unknown spec (refused when opened) or a non-string is unchanged."""
+    if not isinstance(spec, str) or not spec.strip():
+        return spec
+    kind, sep, arg = spec.partition(":")
+    if kind.lower() in OPENERS and (arg or kind.lower() == "digits"):
+        return f"{kind}{sep}{os.path.abspath(os.path.expanduser(arg))}" if arg else spec
+    path = Path(os.path.expanduser(spec))
+    return os.path.abspath(path) if path.exists() else spec
+
+
 def open_dataset(spec: str = "digits", *, val_split: float | None = None, seed: int = 0, in_chans: int = 3,
                  split_file: str | None = None, stats_file: str | None = None) -> Splits:
     """Open a dataset by spec (see the module docstring). Images come out with ``in_chans`` channels."""

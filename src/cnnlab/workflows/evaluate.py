@@ -31,6 +31,7 @@ from pathlib import Path
 import torch
 
 from ..config import build_config, check_choice, check_number, document
+from ..data.splits import resolve_spec
 from ..data.tta import TestTimeViews, check_mode
 from ..engine.ensemble import COMBINES, Pass, Score, score_views
 from ..errors import CnnlabError
@@ -212,19 +213,19 @@ def _data_for(data, loaded: list, config: EvaluateConfig):
 def _split_options(data, runs: list[dict], given: dict) -> tuple[str, dict]:
     """(data spec, split options): the first run's split when the data is that run's data."""
     first = runs[0] if runs else {}
-    spec = data or first.get("data")
+    spec = resolve_spec(data or first.get("data"))  # a relative path names the same data as the run's
     if not spec:
         raise CnnlabError(
             "no data to evaluate on: pass --data (digits, an image folder, a .csv list, cifar10:DIR, ...)"
         )
-    base = {k: first.get(k) for k in SPLIT_KEYS} if first.get("data") == spec else {}
+    base = {k: first.get(k) for k in SPLIT_KEYS} if resolve_spec(first.get("data")) == spec else {}
     options = {"val_split": None, "seed": 0, "split_file": None} | {
         k: v for k, v in base.items() if v is not None
     }
     options |= {k: v for k, v in given.items() if v is not None}
     for run in runs:
         if (
-            run.get("data") == spec
+            resolve_spec(run.get("data")) == spec
             and _carved(spec, options)
             and any(
                 run.get(k) != options[k]

@@ -37,6 +37,7 @@ import torch
 from ..analysis import calibration as C
 from ..analysis import errors as E
 from ..config import build_config, check_number, document
+from ..data.splits import resolve_spec
 from ..errors import CnnlabError
 from ..utils.io import atomic_write, check_output_dir, write_json
 from .evaluate import SPLIT_KEYS, Member, evaluate
@@ -165,11 +166,11 @@ def _open_data(trained: Trained, data, config: InterpretConfig):
 
 def _split_record(trained: Trained, data, config: InterpretConfig) -> dict:
     run = trained.run or {}
-    spec = str(data) if data is not None else run.get("data")
+    spec = resolve_spec(str(data) if data is not None else run.get("data"))
     if not spec:
         raise CnnlabError("the weights name no data to interpret them on; pass --data (digits, an image "
                           "folder, ...)")
-    own = spec == run.get("data")
+    own = spec == resolve_spec(run.get("data"))
     options = {"val_split": None, "seed": 0, "split_file": None}
     options |= {k: run[k] for k in SPLIT_KEYS if own and run.get(k) is not None}
     options |= {k: getattr(config, k) for k in SPLIT_KEYS if getattr(config, k) is not None}

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import build_config, check_number, document
+from ..data.splits import resolve_spec
 from ..errors import CnnlabError
 from ..utils.io import check_output_file, read_json_object, write_text
 from ..utils.log import quiet
@@ -117,7 +118,7 @@ def _analysis(run_dir: Path, config: ReportConfig) -> tuple[dict, bool]:
 
 def _current(saved: dict, run_dir: Path, run_config: dict, config: ReportConfig) -> bool:
     split = saved.get("split") or {}
-    own = {"data": run_config.get("data"), "val_split": run_config.get("val_split"),
+    own = {"data": resolve_spec(run_config.get("data")), "val_split": run_config.get("val_split"),
            "seed": run_config.get("seed", 0), "split_file": run_config.get("split_file")}
     pictures = all((run_dir / OUT_FOLDER / f).is_file() for f in ("top_losses.png", "reliability.png"))
     return (saved.get("weights") == weights_fingerprint(run_dir) and split == own and pictures

@@ -15,6 +15,7 @@ shifts and rotations (see docs/train.md for the measured accuracy and time).
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -61,6 +62,15 @@ class TrainConfig(FitConfig):
     lr: float | str = 1e-3  # peak learning rate; "auto": the LR range test's (lr_rule), saved as the number
     lr_rule: str | None = None  # with --lr auto: steepest (default) | min/10; config.json keeps the rule used
     report: bool = True  # write report.html and interpret/ into the run folder at the end of the run
+
+    def __post_init__(self) -> None:
+        # a run records where its data is, not where it was started from (evaluate, interpret and
+        # report open the run's data from any working folder); a resumed run's record compares equal
+        from ..data.splits import resolve_spec
+
+        self.data = resolve_spec(self.data)
+        if isinstance(self.split_file, str) and self.split_file:
+            self.split_file = os.path.abspath(os.path.expanduser(self.split_file))
 
     def check(self) -> None:
         """The loop's checks (FitConfig) and the run's: one place for the CLI and the Python API."""
