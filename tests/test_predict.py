@@ -107,6 +107,10 @@ def test_training_run_metadata_sets_classes_channels_and_size(tmp_path):
     [result] = predict("mobilenet_v1_025_128", [np.zeros((90, 60, 3), np.uint8)],
                        weights=tmp_path / "best.safetensors", topk=3)
     assert result.error is None and {t.name for t in result.top} == {"ant", "bee", "cow"}
+    # the MODEL:WEIGHTS spelling of evaluate and export names the same model and weights
+    spec = f"mobilenet_v1_025_128:{tmp_path / 'best.safetensors'}"
+    [same] = predict(spec, [np.zeros((90, 60, 3), np.uint8)], topk=3)
+    assert [(t.name, t.prob) for t in same.top] == [(t.name, t.prob) for t in result.top]
 
 
 @pytest.mark.parametrize("topk", [0, -1, 2.5])

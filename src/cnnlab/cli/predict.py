@@ -17,8 +17,8 @@ import sys
 def register(subparsers) -> None:
     p = subparsers.add_parser("predict", help="classify images with a model",
                               description="Classify image files with a model and print the top-k classes.")
-    p.add_argument("model", help="registered model name (e.g. efficientnet_lite0), a run folder / cnnlab "
-                   "checkpoint, which names its model, or an ONNX file (cnnlab export)")
+    p.add_argument("model", help="registered model name (e.g. efficientnet_lite0), MODEL:WEIGHTS, a run "
+                   "folder / cnnlab checkpoint, which names its model, or an ONNX file (cnnlab export)")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders of images")
     p.add_argument("--weights", default=None,
                    help="checkpoint, run folder or pretrained tag, e.g. 'imagenet' (default: untrained)")

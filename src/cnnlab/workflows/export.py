@@ -35,7 +35,6 @@ from ..errors import CnnlabError
 from ..utils.io import atomic_path, check_output_file
 from ..utils.log import notice
 from ..utils.threads import model_macs, set_threads
-from .members import parse_member
 from .train_setup import check_input_size
 from .trained import Trained, load_trained, model_and_weights
 
@@ -137,8 +136,6 @@ def export(model, weights=None, config: ExportConfig | dict | None = None, **ove
     out = check_output_file(config.out, "-o")
     if isinstance(model, str | os.PathLike) and str(model).lower().endswith(".onnx"):
         raise CnnlabError(f"{model} is an ONNX file: export takes a model, a run folder or a checkpoint")
-    if isinstance(model, str) and weights is None and ":" in model and not Path(model).exists():
-        model, weights = parse_member(model)  # "MODEL:WEIGHTS"
     trained = _with_input_size(load_trained(*model_and_weights(model, weights)), config.input_size)
     batch = None if config.batch == "dynamic" else int(config.batch)
     size = trained.preprocessing.input_size

@@ -104,10 +104,15 @@ def _describe(weights) -> str | None:
 
 def model_and_weights(model, weights):
     """(model name or module or None, weights): a run folder or checkpoint given as the model is the
-    weights (its model is read from it)."""
+    weights (its model is read from it); ``"MODEL:WEIGHTS"`` (as evaluate's members are written) is
+    the model and its weights."""
     if isinstance(model, os.PathLike) or (isinstance(model, str) and model not in list_models()
                                           and weights is None and Path(model).exists()):
         return None, os.fspath(model)
+    if isinstance(model, str) and weights is None:
+        name, _, spec = model.partition(":")
+        if spec and name in list_models():
+            return name, spec
     return model, weights
 
 
